@@ -1,0 +1,1 @@
+"""Course code: connectors to message brokers."""

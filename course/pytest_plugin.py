@@ -1,0 +1,252 @@
+"""The course's pytest plugin: broker, implementation under test, markers, names, proxy.
+
+Loaded by ``tests/conftest.py``. What it adds:
+
+* ``--impl DIR``: the task modules under test (default: the student files; ``solutions`` is the
+  reference). See :mod:`course.impl`.
+* ``--stretch``: run the starred tests even though they carry the skip mark students remove.
+* markers ``task(n)``, ``points(n)``, ``stretch``.
+* a one-line broker report at the start of the session, and a clear stop when there is none.
+* fixtures: ``broker``, ``rabbitmq_url``, ``names`` (unique queue/exchange names, cleaned up),
+  ``proxy`` (a :class:`course.proxy.TcpProxy` to the broker), ``amqp`` (a plain connection).
+* a stub's ``NotImplementedError`` turns into a failure that names the method and its step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from course import broker as broker_module
+from course import impl
+from course.proxy import TcpProxy
+
+BROKER_KEY = pytest.StashKey[broker_module.Broker]()
+BROKER_FIXTURES = {"broker", "rabbitmq_url", "names", "proxy", "amqp"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("course", "RabbitMQ course")
+    group.addoption(
+        "--impl",
+        metavar="DIR",
+        default=None,
+        help="folder with the rmq_worker.py / rmq_logger.py under test "
+        "(default: connectors/rabbit/task; 'solutions' = the reference)",
+    )
+    group.addoption(
+        "--stretch",
+        action="store_true",
+        default=False,
+        help="also run the starred (stretch) tests that are skipped until you remove their mark",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "task(n): the graded task this test belongs to")
+    config.addinivalue_line("markers", "points(n): points this graded test is worth")
+    config.addinivalue_line(
+        "markers", "stretch: a starred test; skipped until its skip mark is removed or --stretch"
+    )
+    try:
+        directory = impl.resolve(config.getoption("impl"))
+    except impl.ImplNotFound as error:
+        raise pytest.UsageError(str(error)) from None
+    impl.use(directory)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    try:
+        shown = impl.current().relative_to(Path.cwd())
+    except ValueError:
+        shown = impl.current()
+    stretch = "on (--stretch)" if config.getoption("stretch") else "off"
+    return [f"course: implementation under test: {shown}; stretch tests: {stretch}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("stretch"):
+        return
+    for item in items:
+        if item.get_closest_marker("stretch") is not None:
+            item.own_markers[:] = [mark for mark in item.own_markers if mark.name != "skip"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Find the broker before the first test runs, if any selected test needs one."""
+    if session.config.option.collectonly:
+        return
+    if not any(BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
+        return
+    _session_broker(session.config)
+
+
+def _session_broker(config: pytest.Config) -> broker_module.Broker:
+    if BROKER_KEY in config.stash:
+        return config.stash[BROKER_KEY]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    try:
+        found = broker_module.find_broker("tests", log=say)
+    except broker_module.BrokerUnavailable as error:
+        if reporter is not None:
+            reporter.write_line("")
+            reporter.write_line(str(error), red=True, bold=True)
+        pytest.exit(f"no RabbitMQ broker: {str(error).splitlines()[0]}", returncode=3)
+    config.stash[BROKER_KEY] = found
+    config.add_cleanup(found.stop)
+    say(found.describe())
+    return found
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest) -> broker_module.Broker:
+    """The broker for this session (found or started once; stopped at the end if we started it)."""
+    return _session_broker(request.config)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(broker: broker_module.Broker) -> str:
+    """The AMQP URL of the session's broker, credentials included. Never print it: mask_url()."""
+    return broker.url
+
+
+class Names:
+    """Unique queue and exchange names for one test; whatever it hands out is deleted after."""
+
+    def __init__(self, test_name: str) -> None:
+        slug = re.sub(r"[^A-Za-z0-9_]+", "_", test_name).strip("_")[:50]
+        self._base = f"course.{slug}"
+        self.queues: list[str] = []
+        self.exchanges: list[str] = []
+
+    def _new(self, kind: str) -> str:
+        return f"{self._base}.{kind}.{uuid.uuid4().hex[:8]}"
+
+    def queue(self) -> str:
+        name = self._new("q")
+        self.queues.append(name)
+        return name
+
+    def exchange(self) -> str:
+        name = self._new("x")
+        self.exchanges.append(name)
+        return name
+
+    def also_delete_queue(self, name: str) -> str:
+        """Have a queue the test did not name (e.g. ``<queue>.dead``) cleaned up too."""
+        self.queues.append(name)
+        return name
+
+    async def cleanup(self, url: str) -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(url, timeout=10)
+        async with connection:
+            for name in self.queues:
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(name, if_unused=False, if_empty=False)
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            for name in self.exchanges:
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(name, if_unused=False)
+                with contextlib.suppress(Exception):
+                    await channel.close()
+
+
+@pytest_asyncio.fixture
+async def names(request: pytest.FixtureRequest, rabbitmq_url: str) -> AsyncIterator[Names]:
+    """Hand out unique queue/exchange names (``names.queue()``, ``names.exchange()``)."""
+    handed = Names(request.node.name)
+    yield handed
+    await handed.cleanup(rabbitmq_url)
+
+
+@pytest_asyncio.fixture
+async def proxy(rabbitmq_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy to the broker: give ``proxy.url`` to the code under test."""
+    async with TcpProxy(rabbitmq_url) as started:
+        yield started
+
+
+@pytest_asyncio.fixture
+async def amqp(rabbitmq_url: str) -> AsyncIterator[object]:
+    """A plain aio-pika connection for the test's own checks (closed after the test)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(rabbitmq_url, timeout=10)
+    async with connection:
+        yield connection
+
+
+# --------------------------------------------------------------------------- stub failures
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except NotImplementedError as error:
+        pytest.fail(not_implemented_message(error), pytrace=False)
+
+
+def not_implemented_message(error: NotImplementedError) -> str:
+    """'Not implemented yet: Worker.start() in rmq_worker.py - Step 2: ...' from the stub."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = next(
+        (frame for frame in reversed(frames) if Path(frame.filename).stem in impl.MODULES),
+        frames[-1] if frames else None,
+    )
+    if where is None:
+        return f"Not implemented yet: {error}"
+    owner = _qualified_name(where.filename, where.name, where.lineno)
+    doc = _docstring_summary(where.filename, where.name, where.lineno)
+    message = f"Not implemented yet: {owner}() in {os.path.basename(where.filename)}."
+    return f"{message} {doc}" if doc else message
+
+
+def _qualified_name(filename: str, function: str, lineno: int | None) -> str:
+    """``Class.method`` for the function raising at ``lineno`` (best effort, from the source)."""
+    try:
+        lines = Path(filename).read_text().splitlines()[: lineno or 0]
+    except OSError:
+        return function
+    for line in reversed(lines):
+        match = re.match(r"class\s+(\w+)", line)
+        if match:
+            return f"{match.group(1)}.{function}"
+    return function
+
+
+def _docstring_summary(filename: str, function: str, lineno: int | None) -> str:
+    import ast
+
+    try:
+        tree = ast.parse(Path(filename).read_text())
+    except (OSError, SyntaxError):
+        return ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+            if lineno is not None and not (node.lineno <= lineno <= (node.end_lineno or lineno)):
+                continue
+            doc = ast.get_docstring(node) or ""
+            return " ".join(doc.split("\n\n")[0].split())
+    return ""

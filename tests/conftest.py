@@ -1,0 +1,3 @@
+"""Every test in this tree runs with the course plugin: see course/pytest_plugin.py."""
+
+pytest_plugins = ["course.pytest_plugin", "pytester"]
