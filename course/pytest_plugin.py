@@ -5,6 +5,7 @@ Loaded by ``tests/conftest.py``. What it adds:
 * ``--impl DIR``: the task modules under test (default: the student files; ``solutions`` is the
   reference). See :mod:`course.impl`.
 * ``--stretch``: run the starred tests even though they carry the skip mark students remove.
+* ``--results-json PATH`` and the score table at the end of a run: see :mod:`course.scoring`.
 * markers ``task(n)``, ``points(n)``, ``stretch``.
 * a one-line broker report at the start of the session, and a clear stop when there is none.
 * fixtures: ``broker``, ``rabbitmq_url``, ``names`` (unique queue/exchange names, cleaned up),
@@ -26,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 from course import broker as broker_module
-from course import impl
+from course import impl, scoring
 from course.proxy import TcpProxy
 
 BROKER_KEY = pytest.StashKey[broker_module.Broker]()
@@ -48,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run the starred (stretch) tests that are skipped until you remove their mark",
     )
+    group.addoption(
+        "--results-json",
+        metavar="PATH",
+        default=None,
+        help="write the graded results (Exercism test-runner v3 shape, with points) to PATH",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except impl.ImplNotFound as error:
         raise pytest.UsageError(str(error)) from None
     impl.use(directory)
+    config.pluginmanager.register(scoring.Scoreboard(config), "course-scoreboard")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -101,6 +109,7 @@ def _session_broker(config: pytest.Config) -> broker_module.Broker:
     try:
         found = broker_module.find_broker("tests", log=say)
     except broker_module.BrokerUnavailable as error:
+        config.stash[scoring.SESSION_ERROR] = str(error)
         if reporter is not None:
             reporter.write_line("")
             reporter.write_line(str(error), red=True, bold=True)
