@@ -1,20 +1,29 @@
 # Every target pulls in what it needs and can be run again safely.
-# Students: `make demo` and `make test`. Authors: see README.md, "For course authors".
+# Students: `make demo` and `make test`. See README.md.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+IMPL   ?=
 
-.PHONY: setup broker broker-stop test lint format demo clean help
+.PHONY: help setup broker broker-stop test lint format demo clean
+# >>> author-only
+.PHONY: grade student-edition bench
+# <<< author-only
 
 help:
 	@echo "make setup        create .venv with everything the course needs"
-	@echo "make demo         a narrated tour of the lessons and tasks on a real broker"
-	@echo "make test         everything that must be green (lint, course checks, graded suites on the reference)"
+	@echo "make demo         a narrated tour of the lessons and tasks on a real broker (IMPL=task: your code)"
+	@echo "make test         the tests that must be green"
 	@echo "make broker       find or start a broker; prints the export RABBITMQ_URL=... line"
 	@echo "make broker-stop  stop the broker that 'make broker' started (nothing else)"
 	@echo "make lint         ruff"
+# >>> author-only
+	@echo "make grade SUBMISSION=DIR [RESULTS=results.json]   grade a student's checkout or task folder"
+	@echo "make student-edition OUT=DIR                       export what students receive"
+	@echo "make bench                                         benchmarks (BENCH_QUICK=1 for a short run)"
+# <<< author-only
 
 setup: $(STAMP)
 
@@ -41,11 +50,31 @@ format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# `make test` runs the graded suites on your code in connectors/rabbit/task.
+# >>> author-only
+# In the authors' repo it is everything that must be green: lint, the tooling and integrity
+# checks, the lesson checks, and the graded suites on the reference with the starred tests.
+TEST_ARGS ?= --impl solutions --stretch
 test: lint
-	$(PY) -m pytest
+# <<< author-only
+test: setup
+	$(PY) -m pytest $(TEST_ARGS)
 
 demo: setup
-	@echo "The narrated demo arrives with the grading issue; for now run: make test"
+	@$(PY) -m course.demo $(if $(IMPL),--impl $(IMPL))
+
+# >>> author-only
+grade: setup
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=DIR [RESULTS=results.json]"; exit 2; }
+	$(PY) -m course.grade "$(SUBMISSION)" --results "$(or $(RESULTS),results.json)"
+
+student-edition: setup
+	@test -n "$(OUT)" || { echo "usage: make student-edition OUT=DIR"; exit 2; }
+	$(PY) -m course.export "$(OUT)"
+
+bench: setup
+	$(PY) -m benchmarks
+# <<< author-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

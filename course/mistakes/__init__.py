@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import re
 import sys
@@ -50,6 +51,8 @@ class Outcome:
     exit_code: int
     failures: dict[str, str]  # test name -> failure message
     output: str
+    score: float = 0
+    max_score: float = 0
 
     @property
     def caught(self) -> bool:
@@ -103,10 +106,12 @@ async def run(
     with tempfile.TemporaryDirectory(prefix=f"mistake-{mistake.id}-") as tmp:
         impl_dir = materialize(mistake, catalogue, Path(tmp) / "impl")
         report = Path(tmp) / "junit.xml"
+        results = Path(tmp) / "results.json"
         command = [
             sys.executable, "-m", "pytest", str(ROOT / catalogue.SUITE),
             "--impl", str(impl_dir), "--stretch", "-q", "-p", "no:cacheprovider",
-            "-o", "addopts=", f"--junitxml={report}", *mistake.extra_args,
+            "-o", "addopts=", f"--junitxml={report}", "--results-json", str(results),
+            *mistake.extra_args,
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -122,7 +127,15 @@ async def run(
             out, _ = await process.communicate()
             return Outcome(mistake, -1, {}, out.decode(errors="replace") + "\n(timed out)")
         failures = _failures(report) if report.exists() else {}
-        return Outcome(mistake, process.returncode or 0, failures, out.decode(errors="replace"))
+        scored = json.loads(results.read_text()) if results.exists() else {}
+        return Outcome(
+            mistake,
+            process.returncode or 0,
+            failures,
+            out.decode(errors="replace"),
+            scored.get("score", 0),
+            scored.get("max_score", 0),
+        )
 
 
 def _failures(report: Path) -> dict[str, str]:

@@ -57,6 +57,7 @@ def test_graded_suite_verdict(catalogue: str, entry: Mistake | None, outcomes) -
     outcome = outcomes[f"{module.MODULE}:{entry.id}"]
     if not entry.edits:
         assert outcome.exit_code == 0, f"a correct solution fails the suite:\n{outcome.explain()}"
+        assert outcome.score == outcome.max_score > 0, "a correct solution must get full marks"
     else:
         assert outcome.caught, outcome.explain()
 
@@ -68,5 +69,6 @@ def test_catalogues_are_big_enough_and_cover_the_required_areas() -> None:
         ids = [entry.id for entry in catalogue.MISTAKES]
         assert len(ids) >= minimum, f"{name} has {len(ids)} mistakes, needs {minimum}"
         assert len(set(ids)) == len(ids), f"{name} has duplicate ids"
+        assert "reference" in catalogue.BASES, "the reference must be proven to pass, with stretch"
         for entry in catalogue.MISTAKES:
             mistakes.apply(catalogue.BASES[entry.base].read_text(), entry)  # edits still apply

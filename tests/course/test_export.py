@@ -1,0 +1,68 @@
+"""`make student-edition`: what students receive works on its own, and holds no answers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course import export, impl
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("edition") / "course"
+    subprocess.run(
+        ["make", "-s", "student-edition", f"OUT={out}"], cwd=impl.ROOT, check=True, timeout=120
+    )
+    return out
+
+
+def run_pytest(root: Path, url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RABBITMQ_URL": url, "PYTHONPATH": str(root)}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-vv", "-p", "no:cacheprovider"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+
+
+def test_the_edition_holds_no_answers_and_no_author_tooling(edition: Path) -> None:
+    for excluded in export.EXCLUDED:
+        assert not (edition / excluded).exists(), f"{excluded} must not be exported"
+    for name in ("Makefile", "README.md"):
+        text = (edition / name).read_text()
+        assert "author-only" not in text and "--impl solutions" not in text, name
+    for needed in (
+        "connectors/rabbit/task/rmq_worker.py",
+        "connectors/rabbit/task/rmq_logger.py",
+        "connectors/rabbit/task/README.md",
+        "tests/connectors/rabbit/test_rmq_worker.py",
+        "tests/connectors/rabbit/test_rmq_logger.py",
+        "course/pytest_plugin.py",
+        "course/broker.py",
+        "docker-compose.yml",
+        "pyproject.toml",
+    ):
+        assert (edition / needed).is_file(), f"{needed} is missing from the edition"
+    stub = (edition / "connectors/rabbit/task/rmq_worker.py").read_text()
+    assert stub == (impl.STUDENT_DIR / "rmq_worker.py").read_text()
+
+
+def test_pytest_is_red_on_the_stubs_and_green_with_the_reference(edition, rabbitmq_url) -> None:
+    red = run_pytest(edition, rabbitmq_url)
+    assert red.returncode == 1, red.stdout[-3000:]
+    assert "Not implemented yet: " in red.stdout
+    assert "= score =" in red.stdout
+
+    for name in impl.MODULES:
+        shutil.copy2(impl.REFERENCE_DIR / f"{name}.py", edition / "connectors/rabbit/task")
+    green = run_pytest(edition, rabbitmq_url)
+    assert green.returncode == 0, green.stdout[-3000:]
+    assert " passed" in green.stdout and "skipped" in green.stdout  # starred ones stay skipped
