@@ -1,0 +1,98 @@
+"""Task 1: a job worker that takes tasks from a RabbitMQ queue, and the client that gives it work.
+
+The task text, with its steps and hints, is in connectors/rabbit/task/README.md ("Task 1").
+Replace every `raise NotImplementedError` below, one step at a time, and check with:
+
+    pytest tests/connectors/rabbit/test_rmq_worker.py -vv
+"""
+
+from __future__ import annotations
+
+import json  # noqa: F401 - you will need it
+from dataclasses import dataclass
+
+import aio_pika  # noqa: F401 - you will need it
+from aio_pika.abc import AbstractIncomingMessage
+
+
+@dataclass
+class WorkerClientConfig:
+    rabbit_url: str  # e.g. "amqp://guest:guest@localhost:5672/"
+    queue_name: str  # the queue the tasks go to
+
+
+class WorkerClient:
+    """Puts tasks (dicts) into the worker's queue."""
+
+    def __init__(self, config: WorkerClientConfig) -> None:
+        self.config = config
+        self.connection = None  # put() opens it the first time it is called
+
+    async def __aenter__(self) -> WorkerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def put(self, data: dict) -> None:
+        """Client step 1: send `data` as JSON to the queue named `config.queue_name`.
+
+        Connect the first time put() is called, declare the queue, then publish through the
+        default exchange with the queue name as the routing key.
+        """
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Client step 2: close the connection, if put() opened one."""
+        raise NotImplementedError
+
+
+@dataclass
+class WorkerConfig:
+    rabbit_url: str  # e.g. "amqp://guest:guest@localhost:5672/"
+    queue_name: str  # the queue the tasks come from
+    capacity: int = 1  # at most this many handlers may run at the same time
+
+
+class Worker:
+    """Takes tasks from the queue and runs `handler` on each, at most `capacity` at a time.
+
+    Subclass it and override `handler` (see run_worker.py).
+    """
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.connection = None  # start() opens it
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def handler(self, msg: AbstractIncomingMessage) -> None:
+        """Process one task. Subclasses override this; you do not need to change it."""
+        raise NotImplementedError("subclass Worker and override handler()")
+
+    async def _worker(self, msg: AbstractIncomingMessage) -> None:
+        """Step 1: call `self.handler(msg)`; when it succeeds, acknowledge (ack) the message.
+
+        start() registers this method as the queue's consumer: it runs once per message.
+        """
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Step 2: connect, declare the queue and register `self._worker` as its consumer.
+
+        Return right away: messages are handled in the background, start() must not wait for
+        them. Step 4 adds the capacity limit here too.
+        """
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Step 3: close the connection to RabbitMQ.
+
+        Step 5 [*]: first stop taking new messages and let the running handlers finish.
+        """
+        raise NotImplementedError
