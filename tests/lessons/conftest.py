@@ -1,0 +1,225 @@
+"""Lesson checks: run each lesson's scripts as a student would, and watch what they print.
+
+Every script runs as a subprocess (``python connectors/rabbit/<lesson>/<script>.py ...`` from
+the repo root) with ``RABBITMQ_URL`` pointing into a vhost of this session's own, where the
+broker allows one (see :mod:`course.vhost`), and ``LESSON_WORK_SECONDS`` shortening the
+chapter's 5 s of work. Waits poll the scripts' output with a deadline; every script a test
+starts is killed when the test ends, pass or fail.
+
+``LESSONS_DIR`` (env) runs the checks on another copy of ``connectors/rabbit``, e.g. one with a
+lesson deliberately broken (see ``mutants.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+import pytest_asyncio
+
+from course import vhost
+from course.broker import Broker
+from course.checks import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS = Path(os.environ.get("LESSONS_DIR") or ROOT / "connectors" / "rabbit").resolve()
+FIXED_QUEUES = ("hello", "ack", "logger")
+FIXED_EXCHANGES = ("logs", "logs_level")
+WAIT = 10.0  # seconds: how long any one expected line may take to show up
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Script:
+    """One lesson script running as a subprocess; its output is collected line by line."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.command = command
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    @property
+    def name(self) -> str:
+        return " ".join(Path(part).name if part.endswith(".py") else part for part in self.command)
+
+    def report(self) -> str:
+        """What it printed, for failure messages."""
+        out = "\n".join("    " + line for line in self.out) or "    (nothing)"
+        err = "\n".join("    " + line for line in self.err) or "    (nothing)"
+        state = "running" if self.process.poll() is None else f"exit {self.process.returncode}"
+        return f"\n--- {self.name} ({state}) stdout:\n{out}\n--- stderr:\n{err}"
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.out))
+
+    def received(self, verb: str = "Received") -> list[str]:
+        """The message bodies from lines like `` [x] Received 'body' ...``."""
+        pattern = re.compile(rf"\[x\] {verb} '([^']*)'")
+        return [m.group(1) for line in list(self.out) if (m := pattern.search(line))]
+
+    async def wait_for(self, text: str, times: int = 1, timeout: float = WAIT) -> None:
+        await eventually(
+            lambda: self.count(text) >= times,
+            timeout=timeout,
+            message=lambda: (
+                f"{self.name}: expected {text!r} (x{times}) within {timeout:g} s" + self.report()
+            ),
+        )
+
+    async def finished(self, timeout: float = WAIT) -> int:
+        await eventually(
+            lambda: self.process.poll() is not None,
+            timeout=timeout,
+            message=lambda: f"{self.name} did not exit within {timeout:g} s" + self.report(),
+        )
+        for reader in self._readers:
+            reader.join(timeout=2)
+        return self.process.returncode
+
+    async def stop_cleanly(self, how: int = signal.SIGINT) -> None:
+        """Ctrl+C (SIGINT) or SIGTERM ends the script promptly: exit code 0, no traceback."""
+        if self.process.poll() is None:
+            self.process.send_signal(how)
+        code = await self.finished(timeout=5)
+        name = signal.Signals(how).name
+        assert code == 0, f"{self.name} exited with {code} after {name}" + self.report()
+        assert not any("Traceback" in line for line in self.err), (
+            f"{self.name} printed a traceback after {name}" + self.report()
+        )
+
+    def stop(self) -> None:
+        """SIGKILL if still running, and collect it (used at teardown, pass or fail)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        for reader in self._readers:
+            reader.join(timeout=2)
+
+
+@pytest.fixture(scope="session")
+def lessons_dir() -> Path:
+    """The lesson folders under test (connectors/rabbit, or $LESSONS_DIR)."""
+    return LESSONS
+
+
+@pytest.fixture(scope="session")
+def lesson_url(broker: Broker, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The AMQP URL the lesson scripts get: a private vhost when the broker allows one."""
+    vhost.remove_stale(broker.url, broker.management_url)
+    private = vhost.create(broker.url, broker.management_url)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"lesson checks: {private.describe()}")
+    yield private.url
+    private.delete()
+
+
+@pytest_asyncio.fixture
+async def amqp_admin(lesson_url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
+    """The test's own connection into the lessons' vhost. The fixed names the lessons use are
+    deleted before the test (leftovers of an aborted run) and after it (nothing left behind)."""
+    connection = await aio_pika.connect(lesson_url, timeout=10)
+    async with connection:
+        await _delete_fixed_names(connection)
+        yield connection
+        await _delete_fixed_names(connection)
+
+
+async def _delete_fixed_names(connection: aio_pika.abc.AbstractConnection) -> None:
+    channel = await connection.channel()
+    async with channel:
+        for queue in FIXED_QUEUES:
+            await channel.queue_delete(queue)  # no error when it does not exist
+        for exchange in FIXED_EXCHANGES:
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+def queue_state(
+    amqp_admin: aio_pika.abc.AbstractConnection,
+) -> Callable[[str], object]:
+    """``await queue_state("ack")`` -> (ready messages, consumers), or None if there is no queue."""
+
+    async def state(name: str) -> tuple[int, int] | None:
+        channel = await amqp_admin.channel()
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelClosed:  # 404: no such queue
+            return None
+        result = queue.declaration_result
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return result.message_count, result.consumer_count
+
+    return state
+
+
+@pytest.fixture
+def run(
+    lesson_url: str, amqp_admin: aio_pika.abc.AbstractConnection, tmp_path: Path
+) -> Iterator[Callable[..., Script]]:
+    """``run("ack", "receiver", "--no-ack", work=30, cwd=tmp_path)`` starts a lesson script."""
+    started: list[Script] = []
+
+    def start(
+        lesson: str, script: str, *args: str, work: float = 0.2, cwd: Path | None = None
+    ) -> Script:
+        path = LESSONS / lesson / f"{script}.py"
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) and cwd is None else path
+        env = {
+            **os.environ,
+            "RABBITMQ_URL": lesson_url,
+            "LESSON_WORK_SECONDS": str(work),
+        }
+        env.pop("PYTHONUNBUFFERED", None)  # the scripts must flush their prints themselves
+        started.append(Script([sys.executable, str(shown), *args], cwd or ROOT, env))
+        return started[-1]
+
+    yield start
+    for script in started:
+        script.stop()
+
+
+@pytest.fixture
+def send(run: Callable[..., Script]) -> Callable[..., Awaitable[Script]]:
+    """``await send("ack", "job-1")`` runs a lesson's sender to the end; it must exit 0."""
+
+    async def run_sender(lesson: str, *args: str) -> Script:
+        sender = run(lesson, "sender", *args)
+        code = await sender.finished()
+        assert code == 0, f"{sender.name} exited with {code}" + sender.report()
+        return sender
+
+    return run_sender

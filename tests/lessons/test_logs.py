@@ -1,0 +1,51 @@
+"""Lesson logs: with exclusive queues every logger gets every message; to_file.py appends."""
+
+from course.checks import eventually
+
+
+async def test_both_loggers_get_every_message_and_to_file_appends(run, send, tmp_path):
+    log_file = tmp_path / "logs.txt"
+    log_file.write_text("a line from before\n")
+    to_stdout = run("logs", "to_stdout")
+    to_file = run("logs", "to_file", cwd=tmp_path)
+    await to_stdout.wait_for(" [*] Queue amq.gen-")  # a server-named queue of its own
+    await to_file.wait_for(" [*] Queue amq.gen-")
+
+    sent = ["log-1", "log-2", "log-3"]
+    for text in sent:
+        await send("logs", text)
+
+    await to_stdout.wait_for(" [x] 'log-3'")
+    await to_file.wait_for(" [x] Wrote 'log-3'")
+    printed = [line.removeprefix(" [x] ").strip("'") for line in to_stdout.out[1:]]
+    assert printed == sent, "to_stdout.py should print every message" + to_stdout.report()
+    assert log_file.read_text().splitlines() == ["a line from before", *sent], (
+        "logs.txt should keep what it had and get every message appended"
+        + f"\n--- logs.txt:\n{log_file.read_text()}"
+        + to_file.report()
+    )
+    await to_stdout.stop_cleanly()
+    await to_file.stop_cleanly()
+
+
+async def test_the_chapters_shared_queue_splits_messages_between_loggers(
+    run, send, queue_state, tmp_path
+):
+    first = run("logs", "to_stdout", "--shared")
+    second = run("logs", "to_stdout", "--shared")
+    await first.wait_for(" [*] Queue logger ")
+    await second.wait_for(" [*] Queue logger ")
+
+    for text in ("log-1", "log-2"):
+        await send("logs", text)
+    await eventually(
+        lambda: first.count(" [x] ") + second.count(" [x] ") >= 2,
+        timeout=10,
+        message=lambda: "the two messages should arrive" + first.report() + second.report(),
+    )
+    assert (first.count(" [x] "), second.count(" [x] ")) == (1, 1), (
+        "on one shared queue the loggers compete: one message each" + first.report()
+    )
+    await first.stop_cleanly()
+    await second.stop_cleanly()
+    assert await queue_state("logger") is None, "the shared queue should go with its last logger"

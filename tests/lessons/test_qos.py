@@ -1,0 +1,40 @@
+"""Lesson qos: prefetch_count caps how many messages one receiver holds, and it is reached."""
+
+
+async def test_a_busy_receiver_does_not_hoard_messages(run, send):
+    busy = run("qos", "receiver", work=60)
+    await busy.wait_for(" [*] Waiting for messages (prefetch_count=1)")
+    await send("qos", "task-0")
+    await busy.wait_for(" [x] Received 'task-0'")
+
+    free = run("qos", "receiver")
+    await free.wait_for(" [*] Waiting for messages (prefetch_count=1)")
+    for i in range(1, 5):
+        await send("qos", f"task-{i}")
+
+    await free.wait_for(" [x] Done with", times=4)
+    assert free.received() == ["task-1", "task-2", "task-3", "task-4"], (
+        "with prefetch_count=1 the busy receiver may not take more; the free one gets them all"
+        + free.report()
+        + busy.report()
+    )
+    assert busy.received() == ["task-0"], "the busy receiver hoarded messages" + busy.report()
+
+
+async def test_one_receiver_runs_prefetch_count_handlers_at_once_and_no_more(run, send):
+    for i in range(6):
+        await send("qos", f"task-{i}")
+    receiver = run("qos", "receiver", "--prefetch", "3", work=0.8)
+    await receiver.wait_for(" [x] Done with", times=6)
+
+    # Count handlers in flight from the order of its own Received/Done lines.
+    running, most = 0, 0
+    for line in receiver.out:
+        running += " [x] Received " in line
+        running -= " [x] Done with " in line
+        most = max(most, running)
+    assert most == 3, (
+        f"with --prefetch 3, 3 handlers should run at once, never more; saw {most}"
+        + receiver.report()
+    )
+    await receiver.stop_cleanly()
