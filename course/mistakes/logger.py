@@ -1,0 +1,339 @@
+"""Typical wrong Loggers (Task 2) that the graded suite must reject, each with a telling message.
+
+Most are small edits of ``logger_student.py``, a plain correct solution written the way a
+student would: a student who is almost right. A few edit the reference. Every ``expect`` is a
+regular expression that a failure message of the suite must match, so a mistake counts as
+caught only when the suite says what is wrong, not when something else happens to break.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from course.impl import REFERENCE_DIR
+from course.mistakes import Mistake
+
+MODULE = "rmq_logger"
+SUITE = "tests/connectors/rabbit/test_rmq_logger.py"
+BASES = {
+    "reference": REFERENCE_DIR / "rmq_logger.py",
+    "student": Path(__file__).with_name("logger_student.py"),
+}
+
+S = "student"
+
+MISTAKES = [
+    # ------------------------------------------------------------ exchange type and naming
+    Mistake(
+        "fanout-exchange",
+        "declares the bus as a FANOUT exchange, which ignores routing keys",
+        (("aio_pika.ExchangeType.DIRECT", "aio_pika.ExchangeType.FANOUT"),),
+        r"is not DIRECT",
+        base=S,
+    ),
+    Mistake(
+        "durable-exchange",
+        "declares the bus durable, so a plain declaration by another client is refused",
+        (
+            (
+                "self.config.name, aio_pika.ExchangeType.DIRECT\n",
+                "self.config.name, aio_pika.ExchangeType.DIRECT, durable=True\n",
+            ),
+        ),
+        r"default arguments",
+        base=S,
+    ),
+    Mistake(
+        "exchange-named-by-hand",
+        "names the exchange 'logger_metaclass' (from the task text) instead of config.name",
+        (("self.config.name, aio_pika", '"logger_metaclass", aio_pika'),),
+        r"named config\.name|no exchange named",
+        base=S,
+    ),
+    Mistake(
+        "publish-to-default-exchange",
+        "info()/critical() publish to the default exchange with routing key info/critical",
+        (
+            (
+                "await self.exchange.publish(aio_pika.Message(body), routing_key=routing_key)",
+                "await self.channel.default_exchange.publish(\n"
+                "            aio_pika.Message(body), routing_key=routing_key\n"
+                "        )",
+            ),
+        ),
+        r"not to channel\.default_exchange",
+        base=S,
+    ),
+    # ------------------------------------------------------------ the queue's scope and lifetime
+    Mistake(
+        "shared-named-queue",
+        "every logger of a bus consumes one queue with a fixed name: events are shared out",
+        (
+            (
+                "declare_queue(exclusive=True)",
+                "declare_queue(self.config.name, auto_delete=True)",
+            ),
+        ),
+        r"must each hear all .* share one queue",
+        base=S,
+    ),
+    Mistake(
+        "exclusive-fixed-name",
+        "an exclusive queue with a fixed name: the second logger on a bus cannot start",
+        (("declare_queue(exclusive=True)", "declare_queue(self.config.name, exclusive=True)"),),
+        r"starting logger #2 of 3 .* raised .*queue of its own",
+        base=S,
+    ),
+    Mistake(
+        "queue-outlives-logger",
+        "the queue is not exclusive (nor auto-delete): it stays bound after stop()",
+        (
+            (
+                "declare_queue(exclusive=True)",
+                # x-expires only so that the broker cleans up after this test, 20 s later.
+                'declare_queue(arguments={"x-expires": 20000})',
+            ),
+        ),
+        r"after stop\(\) a queue is still bound",
+        base=S,
+    ),
+    Mistake(
+        "reference-queue-not-exclusive",
+        "the reference, with its queue declared non-exclusive",
+        (
+            (
+                'declare_queue("", exclusive=True)',
+                'declare_queue("", arguments={"x-expires": 20000})',
+            ),
+        ),
+        r"after stop\(\) a queue is still bound",
+    ),
+    # ------------------------------------------------------------ bindings
+    Mistake(
+        "binds-only-info",
+        "binds the queue with 'info' only: critical events never arrive",
+        (('        await queue.bind(self.exchange, routing_key="critical")\n', ""),),
+        r"handle_critical got nothing: is the queue bound with 'critical'",
+        base=S,
+    ),
+    Mistake(
+        "binds-without-routing-key",
+        "binds the queue once, without a routing key (so with the queue's own name)",
+        (
+            (
+                '        await queue.bind(self.exchange, routing_key="info")\n'
+                '        await queue.bind(self.exchange, routing_key="critical")\n',
+                "        await queue.bind(self.exchange)\n",
+            ),
+        ),
+        r"Nothing reached the handlers\. Check that start\(\) binds",
+        base=S,
+    ),
+    Mistake(
+        "start-without-consume",
+        "declares and binds the queue but never consumes it",
+        (("        await queue.consume(self._handler)\n", ""),),
+        r"Nothing reached the handlers",
+        base=S,
+    ),
+    # ------------------------------------------------------------ dispatch
+    Mistake(
+        "dispatch-by-body",
+        "chooses the handler by the body ('info' in data) instead of the routing key",
+        (
+            ('if message.routing_key == "info":', 'if "info" in data:'),
+            ('elif message.routing_key == "critical":', "else:"),
+        ),
+        r"wrong handler .* by message\.routing_key",
+        base=S,
+    ),
+    Mistake(
+        "dispatch-swapped",
+        "info events go to handle_critical and critical ones to handle_info",
+        (
+            ("await self.handle_info(data)", "await self.handle_xxx(data)"),
+            ("await self.handle_critical(data)", "await self.handle_info(data)"),
+            ("await self.handle_xxx(data)", "await self.handle_critical(data)"),
+        ),
+        r"wrong handler",
+        base=S,
+    ),
+    Mistake(
+        "handler-left-as-stub",
+        "start() is done, but _handler still raises NotImplementedError (in aio-pika's task)",
+        (
+            (
+                "        async with message.process():\n"
+                "            data = json.loads(message.body)\n",
+                "        raise NotImplementedError\n"
+                "        async with message.process():\n"
+                "            data = json.loads(message.body)\n",
+            ),
+        ),
+        r"Not implemented yet: Logger\._handler\(\) in rmq_logger\.py\. Step 3",
+        base=S,
+    ),
+    # ------------------------------------------------------------ message format
+    Mistake(
+        "str-instead-of-json",
+        "publishes str(data), a Python repr with single quotes, instead of JSON",
+        (("body = json.dumps(data).encode()", "body = str(data).encode()"),),
+        r"not JSON\. Encode the dict with json\.dumps",
+        base=S,
+    ),
+    Mistake(
+        "raw-body-to-handler",
+        "passes the raw body (bytes) to handle_info instead of the decoded dict",
+        (("await self.handle_info(data)", "await self.handle_info(message.body)"),),
+        r"bytes values .* not dicts: decode the body with json\.loads",
+        base=S,
+    ),
+    Mistake(
+        "wrapped-event",
+        "publishes {'msg': level, 'data': data} (the original course's format) instead of data",
+        (
+            (
+                "body = json.dumps(data).encode()",
+                'body = json.dumps({"msg": routing_key, "data": data}).encode()',
+            ),
+        ),
+        r"not the data it was given",
+        base=S,
+    ),
+    # ------------------------------------------------------------ start/stop
+    Mistake(
+        "start-blocks",
+        "start() waits forever after consuming (like the lessons' run_forever) and never returns",
+        (
+            ("import json\n", "import asyncio\nimport json\n"),
+            (
+                "        await queue.consume(self._handler)\n",
+                "        await queue.consume(self._handler)\n        await asyncio.Future()\n",
+            ),
+        ),
+        r"Step 1: logger\.start\(\) did not finish within",
+        base=S,
+    ),
+    Mistake(
+        "info-needs-start",
+        "info() uses the exchange that only start() sets up: a publisher-only logger crashes",
+        (("        await self._connect()\n        body =", "        body ="),),
+        r"Step 4: logger\.info\(data\) on a logger that was not started raised",
+        base=S,
+    ),
+    Mistake(
+        "info-starts-a-listener",
+        "info() calls start(), so a logger that only publishes gets a queue and hears the bus",
+        (
+            (
+                "        await self._connect()\n        body =",
+                "        await self.start()\n        body =",
+            ),
+        ),
+        r"only published .* has a queue bound",
+        base=S,
+    ),
+    Mistake(
+        "stop-closes-only-the-channel",
+        "stop() closes the channel and leaves the connection open",
+        (("await self.connection.close()", "await self.channel.close()"),),
+        r"still has 1 open connection",
+        base=S,
+    ),
+    Mistake(
+        "stop-does-nothing",
+        "stop() forgets the connection without closing it",
+        (("            await self.connection.close()\n", ""),),
+        r"after stop\(\) the logger still heard events",
+        base=S,
+    ),
+    Mistake(
+        "stop-unsafe-before-start",
+        "stop() closes self.connection without checking that there is one",
+        (
+            (
+                "        if self.connection is not None:\n"
+                "            await self.connection.close()\n"
+                "            self.connection = None\n",
+                "        await self.connection.close()\n        self.connection = None\n",
+            ),
+        ),
+        r"stop\(\) before start\(\) raised AttributeError",
+        base=S,
+    ),
+    # ------------------------------------------------------------ starred: bad input, reconnect
+    Mistake(
+        "bad-body-blocks-the-queue",
+        "prefetch_count=1 (copied from Task 1) and an ack only after success: one bad body "
+        "blocks the queue for good",
+        (
+            (
+                "        await queue.consume(self._handler)\n",
+                "        await self.channel.set_qos(prefetch_count=1)\n"
+                "        await queue.consume(self._handler)\n",
+            ),
+            (
+                "        async with message.process():\n"
+                "            data = json.loads(message.body)\n"
+                "            if not isinstance(data, dict):\n"
+                '                raise ValueError(f"the event is not a JSON object: {data!r}")\n'
+                '            if message.routing_key == "info":\n'
+                "                await self.handle_info(data)\n"
+                '            elif message.routing_key == "critical":\n'
+                "                await self.handle_critical(data)\n",
+                "        data = json.loads(message.body)\n"
+                '        if message.routing_key == "info":\n'
+                "            await self.handle_info(data)\n"
+                '        elif message.routing_key == "critical":\n'
+                "            await self.handle_critical(data)\n"
+                "        await message.ack()\n",
+            ),
+        ),
+        r"stopped hearing the bus",
+        base=S,
+    ),
+    Mistake(
+        "non-object-json-reaches-handlers",
+        "passes any JSON value to the handlers, lists and numbers included",
+        (
+            (
+                "            if not isinstance(data, dict):\n"
+                '                raise ValueError(f"the event is not a JSON object: {data!r}")\n',
+                "",
+            ),
+        ),
+        r"only events whose body is a JSON object may reach the handlers",
+        base=S,
+    ),
+    Mistake(
+        "requeue-on-error",
+        "message.process(requeue=True): an event whose handler raised comes back forever",
+        (("async with message.process():", "async with message.process(requeue=True):"),),
+        r"came back again and again",
+        base=S,
+    ),
+    Mistake(
+        "reference-requeues-failures",
+        "the reference, rejecting a failed event with requeue=True",
+        (("await message.reject(requeue=False)", "await message.reject(requeue=True)"),),
+        r"came back again and again",
+    ),
+    Mistake(
+        "no-reconnect",
+        "connects with aio_pika.connect (not connect_robust): a dropped connection stays dropped",
+        (("aio_pika.connect_robust(", "aio_pika.connect("),),
+        r"did not hear the bus again",
+        base=S,
+    ),
+    Mistake(
+        "reference-never-reconnects",
+        "the reference, with its reconnect task never started",
+        (
+            (
+                "        if self._started and (self._reconnecting is None",
+                "        if False and (self._reconnecting is None",
+            ),
+        ),
+        r"did not hear the bus again",
+    ),
+]
