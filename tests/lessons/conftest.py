@@ -69,7 +69,9 @@ class Script:
 
     @property
     def name(self) -> str:
-        return " ".join(Path(part).name if part.endswith(".py") else part for part in self.command)
+        """``qos/receiver.py --prefetch 3``: the lesson script and its arguments."""
+        script = Path(self.command[1])
+        return " ".join([f"{script.parent.name}/{script.name}", *self.command[2:]])
 
     def report(self) -> str:
         """What it printed, for failure messages."""
@@ -86,12 +88,17 @@ class Script:
         pattern = re.compile(rf"\[x\] {verb} '([^']*)'")
         return [m.group(1) for line in list(self.out) if (m := pattern.search(line))]
 
-    async def wait_for(self, text: str, times: int = 1, timeout: float = WAIT) -> None:
+    async def wait_for(
+        self, text: str, times: int = 1, timeout: float = WAIT, why: str = ""
+    ) -> None:
+        """Wait until ``text`` is in ``times`` lines of its output; ``why`` explains a failure."""
         await eventually(
             lambda: self.count(text) >= times,
             timeout=timeout,
             message=lambda: (
-                f"{self.name}: expected {text!r} (x{times}) within {timeout:g} s" + self.report()
+                (f"{why}\n" if why else "")
+                + f"{self.name}: expected {text!r} (x{times}) within {timeout:g} s"
+                + self.report()
             ),
         )
 
@@ -204,6 +211,8 @@ def run(
             "LESSON_WORK_SECONDS": str(work),
         }
         env.pop("PYTHONUNBUFFERED", None)  # the scripts must flush their prints themselves
+        if "LESSONS_DIR" in os.environ:  # a copy of the tree: import its lesson.py, not ours
+            env["PYTHONPATH"] = str(LESSONS.parents[1])
         started.append(Script([sys.executable, str(shown), *args], cwd or ROOT, env))
         return started[-1]
 

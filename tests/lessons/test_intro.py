@@ -22,8 +22,8 @@ async def test_messages_sent_while_no_receiver_runs_wait_for_one(run, send, queu
 
 async def test_two_receivers_share_the_messages_round_robin(run, send):
     first, second = run("intro", "receiver"), run("intro", "receiver")
-    await first.wait_for(" [*] Waiting for messages")
-    await second.wait_for(" [*] Waiting for messages")
+    for receiver in (first, second):
+        await receiver.wait_for(" [*] Waiting for messages", why="two receivers should both run")
 
     for text in ("a", "b", "c"):
         await send("intro", text)

@@ -8,15 +8,16 @@ async def test_both_loggers_get_every_message_and_to_file_appends(run, send, tmp
     log_file.write_text("a line from before\n")
     to_stdout = run("logs", "to_stdout")
     to_file = run("logs", "to_file", cwd=tmp_path)
-    await to_stdout.wait_for(" [*] Queue amq.gen-")  # a server-named queue of its own
-    await to_file.wait_for(" [*] Queue amq.gen-")
+    await to_stdout.wait_for(" [*] Queue ")
+    await to_file.wait_for(" [*] Queue ")
 
     sent = ["log-1", "log-2", "log-3"]
     for text in sent:
         await send("logs", text)
 
-    await to_stdout.wait_for(" [x] 'log-3'")
-    await to_file.wait_for(" [x] Wrote 'log-3'")
+    why = "each logger should get every message: a queue of its own, bound to the exchange"
+    await to_stdout.wait_for(" [x] 'log-3'", why=why)
+    await to_file.wait_for(" [x] Wrote 'log-3'", why=why)
     printed = [line.removeprefix(" [x] ").strip("'") for line in to_stdout.out[1:]]
     assert printed == sent, "to_stdout.py should print every message" + to_stdout.report()
     assert log_file.read_text().splitlines() == ["a line from before", *sent], (
@@ -24,6 +25,9 @@ async def test_both_loggers_get_every_message_and_to_file_appends(run, send, tmp
         + f"\n--- logs.txt:\n{log_file.read_text()}"
         + to_file.report()
     )
+    # Each logger had a server-named queue of its own (amq.gen-...), not a shared one.
+    names = {to_stdout.out[0].split()[2], to_file.out[0].split()[2]}
+    assert len(names) == 2 and all(name.startswith("amq.gen-") for name in names), names
     await to_stdout.stop_cleanly()
     await to_file.stop_cleanly()
 

@@ -12,7 +12,12 @@ async def test_a_busy_receiver_does_not_hoard_messages(run, send):
     for i in range(1, 5):
         await send("qos", f"task-{i}")
 
-    await free.wait_for(" [x] Done with", times=4)
+    await free.wait_for(
+        " [x] Done with",
+        times=4,
+        why="with prefetch_count=1 a receiver busy with one message may not take more, so the "
+        "free receiver should get and finish all four" + busy.report(),
+    )
     assert free.received() == ["task-1", "task-2", "task-3", "task-4"], (
         "with prefetch_count=1 the busy receiver may not take more; the free one gets them all"
         + free.report()

@@ -33,7 +33,11 @@ def test_without_a_broker_a_script_says_what_to_do(lessons_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, str(lessons_dir / "ack" / "receiver.py")],
         cwd=tmp_path,
-        env={"RABBITMQ_URL": url, "PATH": "/usr/bin:/bin"},
+        env={
+            "RABBITMQ_URL": url,
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(lessons_dir.parents[1]),
+        },
         capture_output=True,
         text=True,
         timeout=20,
