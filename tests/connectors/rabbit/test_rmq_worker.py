@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import aio_pika
@@ -33,6 +34,24 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True)
+async def close_what_was_left_open(proxy) -> AsyncIterator[None]:
+    """After each test, close the connections your code left open.
+
+    Then a stop() that forgets to close its connection fails its own test, and does not hang
+    the tests after it (a robust connection that nobody closes keeps reconnecting).
+    """
+    yield
+    for thing in gc.get_objects():
+        if (
+            isinstance(thing, aio_pika.Connection)
+            and not thing.is_closed
+            and thing.url.port == proxy.port
+        ):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(thing.close(), timeout=5)
 
 
 async def call(awaitable: Awaitable[T], label: str, hint: str = "", timeout: float = 5.0) -> T:
@@ -167,7 +186,7 @@ class Record:
             if self.gate is not None:
                 await asyncio.wait_for(self.gate.wait(), timeout=10)
             else:
-                await asyncio.sleep(self.work)
+                await asyncio.sleep(task.get("work", self.work))
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
@@ -507,8 +526,11 @@ class TestWorker:
     @pytest.mark.points(3)
     async def test_cancel(self, proxy, amqp, names) -> None:
         queue = names.queue()
-        await publish(amqp, queue, *tasks(4))
-        record = Record(work=0.6)
+        # The first task is short and the second long: when the first is done, a worker that
+        # still consumes would start the third while stop() waits for the second.
+        works = [0.2, 0.8, 0.2, 0.2]
+        await publish(amqp, queue, *({"n": n, "work": work} for n, work in enumerate(works)))
+        record = Record()
         worker, _ = recording_worker(proxy.url, queue, capacity=2, record=record)
         async with stopping(worker):
             await call(worker.start(), label="Step 2: worker.start()", hint=START_HINT)

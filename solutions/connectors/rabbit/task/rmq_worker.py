@@ -203,7 +203,8 @@ class WorkerClient:
     async def put(self, data: dict) -> None:
         """Send ``data`` as a JSON task to ``config.queue_name``; return once the broker has it.
 
-        Connects on the first call. Raises TypeError for something that is not a JSON dict.
+        Connects on the first call. Raises TypeError for what is not a JSON-serialisable dict,
+        and aio_pika.exceptions.DeliveryError when the broker refuses the task.
         """
         if not isinstance(data, dict):
             raise TypeError(f"put() takes a dict, got {type(data).__name__}")
@@ -214,9 +215,10 @@ class WorkerClient:
             await channel.default_exchange.publish(
                 message, routing_key=self.config.queue_name, mandatory=True
             )
-        except aio_pika.exceptions.DeliveryError:
-            # Returned unroutable: someone deleted the queue since we declared it. Declare it
-            # again and publish once more; a second failure is the caller's to see.
+        except aio_pika.exceptions.PublishError:
+            # Returned as unroutable: someone deleted the queue since we declared it. Declare it
+            # again and publish once more. A refusal (Basic.Nack: DeliveryError) is the caller's
+            # to see, as is a second failure.
             await channel.declare_queue(self.config.queue_name)
             await channel.default_exchange.publish(
                 message, routing_key=self.config.queue_name, mandatory=True

@@ -1,0 +1,60 @@
+"""Task 1, check by hand: a worker that handles the jobs in the queue `worker_metaclass`.
+
+    python3 run_worker.py               # Ctrl+C (or SIGTERM) stops it
+
+It runs at most 2 jobs at a time (capacity=2); each takes WORK_SECONDS seconds (default 5),
+then the job is printed. Put jobs in with run_worker_client.py. The broker is RABBITMQ_URL
+(default amqp://guest:guest@localhost:5672/).
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from connectors.rabbit import lesson
+from connectors.rabbit.task.rmq_worker import Worker, WorkerConfig
+
+WORK_SECONDS = float(os.environ.get("WORK_SECONDS") or 5)
+
+
+class MetaclassWorker(Worker):
+    async def handler(self, msg: AbstractIncomingMessage) -> None:
+        await asyncio.sleep(WORK_SECONDS)
+        print(msg.body.decode(), flush=True)
+
+
+async def main() -> None:
+    url = lesson.rabbitmq_url()
+    worker = MetaclassWorker(
+        WorkerConfig(rabbit_url=url, queue_name="worker_metaclass", capacity=2)
+    )
+    try:
+        await worker.start()
+    except (OSError, ConnectionError) as error:  # no broker answers there
+        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
+        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+    print(" [*] Waiting for jobs in the queue worker_metaclass. To stop press CTRL+C", flush=True)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stopping.set)
+    await stopping.wait()
+
+    print(" [*] Stopping: running jobs may finish first...", flush=True)
+    await worker.stop()
+    print(" [*] Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)  # main() explains failures
+    try:
+        asyncio.run(main())
+    except NotImplementedError:
+        sys.exit("Worker is not written yet: see Task 1 in connectors/rabbit/task/README.md")
+    except KeyboardInterrupt:  # Ctrl+C before the worker was listening for it
+        print(" [*] Stopped.")

@@ -1,0 +1,35 @@
+"""Task 1, check by hand: put one job, {"type": "event"}, into the queue `worker_metaclass`.
+
+    python3 run_worker_client.py
+
+Then open the management UI (http://localhost:15672, guest/guest), tab Queues: the queue
+worker_metaclass holds one more message. run_worker.py handles it. The broker is RABBITMQ_URL
+(default amqp://guest:guest@localhost:5672/).
+"""
+
+import asyncio
+import logging
+import sys
+
+from connectors.rabbit import lesson
+from connectors.rabbit.task.rmq_worker import WorkerClient, WorkerClientConfig
+
+
+async def main() -> None:
+    url = lesson.rabbitmq_url()
+    config = WorkerClientConfig(rabbit_url=url, queue_name="worker_metaclass")
+    try:
+        async with WorkerClient(config) as client:
+            await client.put({"type": "event"})
+    except (OSError, ConnectionError) as error:  # no broker answers there
+        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
+        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+    print(" [x] Put {'type': 'event'} into the queue worker_metaclass", flush=True)
+
+
+if __name__ == "__main__":
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)  # main() explains failures
+    try:
+        asyncio.run(main())
+    except NotImplementedError:
+        sys.exit("WorkerClient is not written yet: see Task 1 in connectors/rabbit/task/README.md")
