@@ -1,0 +1,58 @@
+"""Task 2, check by hand: a logger that prints every event on the bus `logger_metaclass`.
+
+    python3 run_logger.py               # Ctrl+C (or SIGTERM) stops it
+
+Send it events from another terminal with run_logger_client.py: each one is printed here, e.g.
+{'info': True}. Start several: every one of them prints every event. The broker is
+RABBITMQ_URL (default amqp://guest:guest@localhost:5672/).
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+
+from connectors.rabbit import lesson
+from connectors.rabbit.task.rmq_logger import Logger, LoggerConfig
+
+
+class MetaclassLogger(Logger):
+    def __init__(self, url: str) -> None:
+        # name is the exchange: the bus that events are sent to
+        super().__init__(LoggerConfig(rabbit_url=url, name="logger_metaclass"))
+
+    async def handle_info(self, data: dict) -> None:
+        print(data, flush=True)
+
+    async def handle_critical(self, data: dict) -> None:
+        print(data, flush=True)
+
+
+async def main() -> None:
+    url = lesson.rabbitmq_url()
+    logger = MetaclassLogger(url)
+    try:
+        await logger.start()
+    except OSError as error:  # no broker answers there (ConnectionError, TimeoutError, ...)
+        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
+        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+    print(" [*] Waiting for events on the bus logger_metaclass. To stop press CTRL+C", flush=True)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stopping.set)
+    await stopping.wait()
+
+    await logger.stop()
+    print(" [*] Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)  # main() explains failures
+    try:
+        asyncio.run(main())
+    except NotImplementedError:
+        sys.exit("Logger is not written yet: see Task 2 in connectors/rabbit/task/README.md")
+    except KeyboardInterrupt:  # Ctrl+C before the logger was listening for it
+        print(" [*] Stopped.")
