@@ -41,8 +41,9 @@ async def main() -> None:
     connection = await lesson.connect()
     async with connection:
         channel = await connection.channel()
-        # At most this many unacknowledged messages on this channel: the broker sends the next
-        # one only after an ack. Without set_qos there is no limit, and a busy receiver hoards.
+        # At most this many unacknowledged messages per consumer on this channel: the broker
+        # sends the next one only after an ack. Without set_qos there is no limit, and a busy
+        # receiver hoards.
         await channel.set_qos(prefetch_count=args.prefetch)
         queue = await channel.declare_queue("ack")  # the same queue as the ack lesson
         await queue.consume(on_message)
