@@ -136,7 +136,7 @@ def _checked(amqp_url: str, name: str, how: str, management_url: str | None) -> 
     url = str(URL(amqp_url).with_path("/" + name, encoded=False))
     vhost = PrivateVhost(url, name, how, amqp_url, management_url)
     try:
-        wait_ready(url, 10.0)  # the CLI may have talked to another node than the URL's broker
+        wait_ready(url, 5.0, retry=False)  # the CLI may have reached another node than the URL
     except BrokerUnavailable:
         _quietly(vhost.delete)
         raise

@@ -29,7 +29,7 @@ async def test_a_busy_receiver_does_not_hoard_messages(run, send):
 async def test_one_receiver_runs_prefetch_count_handlers_at_once_and_no_more(run, send):
     for i in range(6):
         await send("qos", f"task-{i}")
-    receiver = run("qos", "receiver", "--prefetch", "3", work=0.8)
+    receiver = run("qos", "receiver", "--prefetch", "3", work=1.5)
     await receiver.wait_for(" [x] Done with", times=6)
 
     # Count handlers in flight from the order of its own Received/Done lines.
