@@ -2,12 +2,14 @@
 
 Most are small edits of ``logger_student.py``, a plain correct solution written the way a
 student would: a student who is almost right. A few edit the reference. Every ``expect`` is a
-regular expression that a failure message of the suite must match, so a mistake counts as
-caught only when the suite says what is wrong, not when something else happens to break.
+regular expression that the first failure message of the suite must match (runs stop at the
+first failing test), so a mistake counts as caught only when the suite says what is wrong, not
+when something else happens to break.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from course.impl import REFERENCE_DIR
@@ -22,7 +24,7 @@ BASES = {
 
 S = "student"
 
-MISTAKES = [
+_MISTAKES = [
     # ------------------------------------------------------------ exchange type and naming
     Mistake(
         "fanout-exchange",
@@ -337,3 +339,7 @@ MISTAKES = [
         r"did not hear the bus again",
     ),
 ]
+
+# Each run stops at the first failing test (-x): that failure, the first one a student reads,
+# must name the mistake. It also spares the run the timeouts of every later test.
+MISTAKES = [dataclasses.replace(mistake, extra_args=("-x",)) for mistake in _MISTAKES]

@@ -125,7 +125,27 @@ async def call(awaitable: Any, label: str, hint: str = "", timeout: float = 5.0)
     except NotImplementedError:
         raise
     except Exception as error:
+        hint = refused_declaration(error) or hint
         pytest.fail(f"{label} raised {describe(error)}. {hint}".strip(), pytrace=False)
+
+
+def refused_declaration(error: Exception) -> str:
+    """What it means when the broker refuses the student's declaration of the bus."""
+    text = str(error)
+    if not isinstance(error, aio_pika.exceptions.ChannelPreconditionFailed):
+        return ""
+    if "inequivalent arg 'type' for exchange" in text:
+        return (
+            "The bus exists already as a DIRECT exchange, and your code declared it with "
+            "another type: your exchange is not DIRECT. Declare it with ExchangeType.DIRECT."
+        )
+    if "for exchange" in text:
+        return (
+            "The bus exists already, declared the plain way (DIRECT, not durable, not "
+            "auto-delete), and your code declared it with other arguments. Declare it with "
+            "the default arguments (no durable=True, no auto_delete=True)."
+        )
+    return ""
 
 
 async def started(logger: Recorder, which: str = "logger.start()") -> None:
