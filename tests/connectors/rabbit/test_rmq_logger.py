@@ -136,14 +136,14 @@ def refused_declaration(error: Exception) -> str:
         return ""
     if "inequivalent arg 'type' for exchange" in text:
         return (
-            "The bus exists already as a DIRECT exchange, and your code declared it with "
-            "another type: your exchange is not DIRECT. Declare it with ExchangeType.DIRECT."
+            "The bus and your logger disagree on the exchange type: your exchange is not "
+            "DIRECT. Declare it with ExchangeType.DIRECT."
         )
     if "for exchange" in text:
         return (
-            "The bus exists already, declared the plain way (DIRECT, not durable, not "
-            "auto-delete), and your code declared it with other arguments. Declare it with "
-            "the default arguments (no durable=True, no auto_delete=True)."
+            "The bus was declared with other arguments than the plain ones (DIRECT, not "
+            "durable, not auto-delete). Declare it with the default arguments (no "
+            "durable=True, no auto_delete=True), so that every client agrees."
         )
     return ""
 
@@ -164,7 +164,15 @@ class Bus:
     async def open(cls, amqp: Any, name: str) -> Bus:
         """Declare the exchange the plain way (DIRECT, default arguments), as any client would."""
         channel = await amqp.channel(on_return_raises=True)
-        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT)
+        try:
+            exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT)
+        except aio_pika.exceptions.ChannelPreconditionFailed as error:
+            pytest.fail(
+                f"Step 1: the broker refused the test's plain declaration of the bus {name!r} "
+                f"(DIRECT, default arguments), because your logger declared it differently: "
+                f"{error}. {refused_declaration(error)}",
+                pytrace=False,
+            )
         return cls(channel, exchange)
 
     async def publish(self, routing_key: str, data: dict | bytes) -> None:
