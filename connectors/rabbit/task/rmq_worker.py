@@ -25,13 +25,16 @@ class WorkerClient:
     """Puts tasks (dicts) into the worker's queue."""
 
     def __init__(self, config: WorkerClientConfig) -> None:
+        """Keep the config. Nothing connects yet: put() does, the first time."""
         self.config = config
         self.connection = None  # put() opens it the first time it is called
 
     async def __aenter__(self) -> WorkerClient:
+        """`async with WorkerClient(config) as client:` gives the client itself."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Leaving the `async with` block stops the client."""
         await self.stop()
 
     async def put(self, data: dict) -> None:
@@ -61,14 +64,17 @@ class Worker:
     """
 
     def __init__(self, config: WorkerConfig) -> None:
+        """Keep the config. Nothing connects yet: start() does."""
         self.config = config
         self.connection = None  # start() opens it
 
     async def __aenter__(self) -> Worker:
+        """`async with MyWorker(config) as worker:` starts the worker."""
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Leaving the `async with` block stops the worker."""
         await self.stop()
 
     async def handler(self, msg: AbstractIncomingMessage) -> None:

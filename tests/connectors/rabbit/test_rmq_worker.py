@@ -61,9 +61,8 @@ async def call(awaitable: Awaitable[T], label: str, hint: str = "", timeout: flo
     except NotImplementedError:
         raise  # the course plugin reports which method is still a stub
     except Exception as error:
-        pytest.fail(
-            f"{label} raised {type(error).__name__}: {error}. {hint}".strip(), pytrace=False
-        )
+        problem = f"{label} raised {type(error).__name__}: {error}. {hint}".strip()
+    pytest.fail(problem, pytrace=False)
 
 
 _stopped: list[WorkerClient | Worker] = []  # what the running test has stopped itself
@@ -100,24 +99,26 @@ async def queue_state(amqp: aio_pika.abc.AbstractConnection, queue: str) -> tupl
     try:
         declared = await channel.declare_queue(queue)
     except aio_pika.exceptions.ChannelPreconditionFailed as error:
-        pytest.fail(
-            f"The queue {queue!r} exists with other settings than the defaults ({error}). "
+        problem = (
+            f"Step 2 / Client step 1: the queue {queue!r} exists with other settings than the "
+            f"defaults ({error}). "
             "Declare it with channel.declare_queue(queue_name) and no more arguments "
             "(no durable=, auto_delete=, arguments=): other programs, and these tests, declare "
-            "it that way.",
-            pytrace=False,
+            "it that way."
         )
     except aio_pika.exceptions.ChannelClosed as error:
-        pytest.fail(
-            f"The tests cannot use the queue {queue!r} ({error}). Did you declare it "
+        problem = (
+            f"Step 2 / Client step 1: the tests cannot use the queue {queue!r} ({error}). "
+            "Did you declare it "
             "exclusive=True? A work queue is shared: declare it with "
-            "channel.declare_queue(queue_name).",
-            pytrace=False,
+            "channel.declare_queue(queue_name)."
         )
-    with contextlib.suppress(Exception):
-        await channel.close()
-    result = declared.declaration_result
-    return result.message_count or 0, result.consumer_count or 0
+    else:
+        with contextlib.suppress(Exception):
+            await channel.close()
+        result = declared.declaration_result
+        return result.message_count or 0, result.consumer_count or 0
+    pytest.fail(problem, pytrace=False)
 
 
 async def waiting(amqp: aio_pika.abc.AbstractConnection, queue: str) -> int:

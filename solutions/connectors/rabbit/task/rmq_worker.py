@@ -185,6 +185,7 @@ class WorkerClient:
     """Puts tasks (JSON-serialisable dicts) into the worker's queue."""
 
     def __init__(self, config: WorkerClientConfig) -> None:
+        """Keep the config; the first put() connects."""
         self.config = config
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -195,9 +196,11 @@ class WorkerClient:
         return f"<WorkerClient {self.config!r} {state}>"
 
     async def __aenter__(self) -> WorkerClient:
+        """The client itself; it connects lazily, on the first put()."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Stop the client."""
         await self.stop()
 
     async def put(self, data: dict) -> None:
@@ -256,6 +259,7 @@ class Worker:
     """
 
     def __init__(self, config: WorkerConfig) -> None:
+        """Keep the config; start() connects."""
         self.config = config
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -272,10 +276,12 @@ class Worker:
         return f"<{type(self).__name__} {self.config!r} {state}>"
 
     async def __aenter__(self) -> Worker:
+        """Start the worker."""
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Stop the worker gracefully."""
         await self.stop()
 
     async def handler(self, msg: AbstractIncomingMessage) -> None:
