@@ -97,3 +97,23 @@ def load(directory: str | Path, name: str) -> ModuleType:
         del sys.modules[module_name]
         raise
     return module
+
+
+def main(argv: list[str]) -> None:
+    """``python -m course.impl DIR SCRIPT [ARGS...]``: run SCRIPT with the task modules from DIR.
+
+    The demo uses this to run the plain run_*.py scripts on the reference (or any folder)
+    without changing a line of them.
+    """
+    import runpy
+
+    if len(argv) < 2:
+        raise SystemExit("usage: python -m course.impl DIR SCRIPT [ARGS...]")
+    use(resolve(argv[0]))
+    sys.argv = argv[1:]
+    sys.path.insert(0, str(Path(argv[1]).resolve().parent))
+    runpy.run_path(argv[1], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
