@@ -296,7 +296,11 @@ class Tour:
         await self.stop_all()
 
     def impl_name(self) -> str:
-        return "reference" if self.impl_dir == impl.REFERENCE_DIR else str(self.impl_dir)
+        if self.impl_dir == impl.REFERENCE_DIR:
+            return "the reference solution"
+        if self.impl_dir == impl.STUDENT_DIR:
+            return "your code in connectors/rabbit/task"
+        return str(self.impl_dir)
 
     async def run(self) -> int:
         for part in (self.intro, self.ack, self.qos, self.logs, self.logs_level,
@@ -334,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         place.delete()
         found.stop()
     print(f"\n{BOLD}Tour finished in {time.monotonic() - began:.0f} s.{RESET}")
+    if code:
+        print("Some steps did not go as the course says (see above).")
     if found.management_url and not found.owned:
         print(f"Management UI: {found.management_url} (login guest / guest)")
     else:
