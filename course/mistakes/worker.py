@@ -57,8 +57,13 @@ CANCEL_CONSUMER = (
 WAIT_FOR_TASKS = "        if self.tasks:\n            await asyncio.wait(self.tasks)\n"
 
 
+# The suite stops at the first failure (-x): the first message a student reads must name the
+# mistake, not merely some message further down.
+FIRST_FAILURE = ("-x",)
+
+
 def student(id: str, summary: str, edits: list[tuple[str, str]], expect: str) -> Mistake:
-    return Mistake(id, summary, tuple(edits), expect, base="student")
+    return Mistake(id, summary, tuple(edits), expect, base="student", extra_args=FIRST_FAILURE)
 
 
 MISTAKES = [
@@ -274,17 +279,20 @@ MISTAKES = [
             ),
         ),
         r"the other 4 should stay in the queue.*took them all",
+        extra_args=FIRST_FAILURE,
     ),
     Mistake(
         "reference-no-grace",
         "the reference with a grace period of 0 s: stop() cancels running handlers",
         (("grace_period: float = 10.0", "grace_period: float = 0.0"),),
         r"Step 5: stop\(\) cancelled 2 running handler",
+        extra_args=FIRST_FAILURE,
     ),
     Mistake(
         "reference-no-retries",
         "the reference with max_retries=0: a task that fails once is parked, never retried",
         (("max_retries: int = 3", "max_retries: int = 0"),),
         r"first try of each of 2 tasks raised.*0 of them were tried again",
+        extra_args=FIRST_FAILURE,
     ),
 ]
