@@ -125,7 +125,7 @@ class Scoreboard:
             Path(path).write_text(json.dumps(self.as_results(session), indent=2) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        if not self.results:
+        if not self.results or self.config.option.collectonly:
             return
         write = terminalreporter.write_line
         terminalreporter.section("score")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from course import export, impl
+from course import export, impl, vhost
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -66,3 +68,32 @@ def test_pytest_is_red_on_the_stubs_and_green_with_the_reference(edition, rabbit
     green = run_pytest(edition, rabbitmq_url)
     assert green.returncode == 0, green.stdout[-3000:]
     assert " passed" in green.stdout and "skipped" in green.stdout  # starred ones stay skipped
+
+
+def test_the_lessons_run_in_the_edition(edition, broker, tmp_path) -> None:
+    place = vhost.create(broker.url, broker.management_url, prefix="course-export")
+    env = {**os.environ, "RABBITMQ_URL": place.url, "PYTHONPATH": str(edition)}
+    env["LESSON_WORK_SECONDS"] = "0.1"
+    log = tmp_path / "receiver.log"
+    try:
+        sent = subprocess.run(
+            [sys.executable, "connectors/rabbit/intro/sender.py", "from the edition"],
+            cwd=edition, env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0 and "Sent '1 - from the edition'" in sent.stdout, sent
+        with log.open("w") as out:
+            receiver = subprocess.Popen(
+                [sys.executable, "connectors/rabbit/intro/receiver.py"],
+                cwd=edition, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while "Done with '1 - from the edition'" not in log.read_text():
+                assert time.monotonic() < deadline, f"the receiver printed: {log.read_text()}"
+                time.sleep(0.05)
+        finally:
+            receiver.send_signal(signal.SIGTERM)
+            code = receiver.wait(timeout=15)
+        assert code == 0, log.read_text()
+    finally:
+        place.delete()
