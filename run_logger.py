@@ -9,7 +9,6 @@ RABBITMQ_URL (default amqp://guest:guest@localhost:5672/).
 
 import asyncio
 import logging
-import signal
 import sys
 
 from connectors.rabbit import lesson
@@ -34,15 +33,10 @@ async def main() -> None:
     try:
         await logger.start()
     except OSError as error:  # no broker answers there (ConnectionError, TimeoutError, ...)
-        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
-        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+        raise lesson.no_broker(error) from None
     print(" [*] Waiting for events on the bus logger_metaclass. To stop press CTRL+C", flush=True)
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop_signal, stopping.set)
-    await stopping.wait()
+    await lesson.stop_requested()
 
     await logger.stop()
     print(" [*] Stopped.", flush=True)

@@ -28,8 +28,7 @@ async def main(level: str) -> None:
             else:
                 await logger.info(event)
     except OSError as error:  # no broker answers there (ConnectionError, TimeoutError, ...)
-        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
-        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+        raise lesson.no_broker(error) from None
     print(f" [x] Sent {event} with the routing key {level!r}", flush=True)
 
 

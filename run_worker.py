@@ -10,7 +10,6 @@ then the job is printed. Put jobs in with run_worker_client.py. The broker is RA
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -35,15 +34,10 @@ async def main() -> None:
     try:
         await worker.start()
     except (OSError, ConnectionError) as error:  # no broker answers there
-        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
-        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+        raise lesson.no_broker(error) from None
     print(" [*] Waiting for jobs in the queue worker_metaclass. To stop press CTRL+C", flush=True)
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop_signal, stopping.set)
-    await stopping.wait()
+    await lesson.stop_requested()
 
     print(" [*] Stopping: running jobs may finish first...", flush=True)
     await worker.stop()

@@ -22,8 +22,7 @@ async def main() -> None:
         async with WorkerClient(config) as client:
             await client.put({"type": "event"})
     except (OSError, ConnectionError) as error:  # no broker answers there
-        reason = (str(error) or type(error).__name__).replace(url, lesson.masked(url))
-        raise SystemExit(lesson.NO_BROKER.format(url=lesson.masked(url), reason=reason)) from None
+        raise lesson.no_broker(error) from None
     print(" [x] Put {'type': 'event'} into the queue worker_metaclass", flush=True)
 
 

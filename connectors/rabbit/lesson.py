@@ -63,6 +63,23 @@ async def connect() -> AbstractConnection:
     return connection
 
 
+def no_broker(error: BaseException) -> SystemExit:
+    """The exit for "no broker answers at RABBITMQ_URL": what went wrong, and what to do."""
+    url = rabbitmq_url()
+    reason = (str(error) or type(error).__name__).replace(url, masked(url))
+    return SystemExit(NO_BROKER.format(url=masked(url), reason=reason))
+
+
+async def stop_requested() -> None:
+    """Wait for Ctrl+C or SIGTERM, for a script that has cleaning up to do before it exits."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C stays an exception
+            loop.add_signal_handler(stop_signal, stopping.set)
+    await stopping.wait()
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     """An argument parser with ``--work SECONDS`` (default 5, or $LESSON_WORK_SECONDS)."""
     default = float(os.environ.get("LESSON_WORK_SECONDS") or WORK_SECONDS)
