@@ -482,7 +482,8 @@ def _tail(data: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` runs (a zombie does not count)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie is already dead
@@ -508,7 +509,7 @@ def node_processes(marker: str) -> list[int]:
             cwd = os.readlink(entry / "cwd") if (entry / "cwd").exists() else ""
         except OSError:
             continue
-        if (marker in command or marker in cwd) and _alive(int(entry.name)):
+        if (marker in command or marker in cwd) and pid_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -525,14 +526,14 @@ def stop_started(started: dict[str, Any], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     data = started.get("dir", "")
     while time.monotonic() < deadline:
-        leftovers = [pid for pid in started.get("pids", []) if _alive(pid)]
+        leftovers = [pid for pid in started.get("pids", []) if pid_alive(pid)]
         leftovers += node_processes(data) if data else []
         # our epmd only goes once the node is gone
         if not leftovers or leftovers == started.get("pids", [])[:1]:
             break
         time.sleep(0.2)
     for pid in {*started.get("pids", []), *(node_processes(data) if data else [])}:
-        if _alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL) if pid == pgid else os.kill(pid, signal.SIGKILL)
     _reap(started.get("pids", []))

@@ -36,7 +36,7 @@ from typing import Any
 
 from yarl import URL
 
-from course.broker import BrokerUnavailable, mask_url, wait_ready
+from course.broker import BrokerUnavailable, mask_url, pid_alive, wait_ready
 
 PREFIX = "course-lessons"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -124,7 +124,7 @@ def remove_stale(
     removed = []
     for name in names:
         match = pattern.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             stale = PrivateVhost("", name, "management API" if management_url else "rabbitmqctl",
                                  amqp_url, management_url)  # fmt: skip
             _quietly(stale.delete)
@@ -169,16 +169,6 @@ def _ctl(*args: str) -> str:
     if result.returncode != 0:
         raise subprocess.SubprocessError((result.stderr or result.stdout).strip() or "failed")
     return result.stdout
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quietly(action: Callable[[], object]) -> None:

@@ -104,7 +104,7 @@ def test_private_node_starts_answers_and_leaves_nothing_behind(monkeypatch) -> N
         found.stop()
     assert provisioning.node_processes(data_dir) == [], "node processes were left running"
     assert not Path(data_dir).exists(), "the node's temp dir was left behind"
-    assert all(not provisioning._alive(pid) for pid in found.started["pids"])
+    assert all(not provisioning.pid_alive(pid) for pid in found.started["pids"])
 
 
 @needs_server
