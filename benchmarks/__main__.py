@@ -50,6 +50,13 @@ def machine() -> dict:
     }
 
 
+def load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
 async def broker_version(url: str) -> str:
     import aiormq
 
@@ -59,6 +66,13 @@ async def broker_version(url: str) -> str:
         return f"{properties.get('product', '?')} {properties.get('version', '?')}"
     finally:
         await connection.close()
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _spread(median: float, quartiles: list[float]) -> str:
+    return f"{median:.2f} ({quartiles[0]:.2f}-{quartiles[1]:.2f})"
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -72,31 +86,37 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def print_tables(figures: dict) -> None:
     if "worker" in figures:
         table(
-            "1. Worker throughput, no-op handler (messages/s, medians; ratios per round)",
-            ["capacity", "worker", "raw", "peer", "worker/raw", "peer/raw"],
+            "1. Worker throughput, no-op handler (messages/s and CPU us/message: medians; "
+            "ratios: median of the rounds, quartiles in brackets)",
+            ["capacity", "worker", "raw", "peer", "worker/raw", "peer/raw", "CPU worker", "raw"],
             [
                 [c, f"{r['worker_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['peer_per_s']:.0f}",
-                 f"{r['worker_vs_raw']:.2f}", f"{r['peer_vs_raw']:.2f}"]
+                 _spread(r["worker_vs_raw"], r["worker_vs_raw_quartiles"]),
+                 _spread(r["peer_vs_raw"], r["peer_vs_raw_quartiles"]),
+                 f"{r['worker_cpu_us']:.0f}", f"{r['raw_cpu_us']:.0f}"]
                 for c, r in figures["worker"].items()
             ],
         )  # fmt: skip
     if "capacity" in figures:
         table(
-            "2. Capacity efficiency, handler awaits 50 ms (rate / (capacity / 0.05 s))",
-            ["capacity", "ideal/s", "worker", "raw"],
+            "2. Capacity efficiency, handler awaits 50 ms: rate / (capacity / 0.05 s) "
+            "(capacity 1: context, not in the figure)",
+            ["capacity", "ideal/s", "worker", "raw", "worker/raw", "worker, prefetch 2x"],
             [
-                [c, f"{r['ideal_per_s']:.0f}", f"{r['worker_efficiency']:.3f}",
-                 f"{r['raw_efficiency']:.3f}"]
+                [f"{c}" if r["in_figure"] else f"({c})", f"{r['ideal_per_s']:.0f}",
+                 _spread(r["worker_efficiency"], r["worker_efficiency_quartiles"]),
+                 _spread(r["raw_efficiency"], r["raw_efficiency_quartiles"]),
+                 f"{r['worker_vs_raw']:.2f}", f"{r['prefetch2x_efficiency']:.2f}"]
                 for c, r in figures["capacity"].items()
             ],
         )  # fmt: skip
     if "publish" in figures:
         table(
-            "3. Publishing with confirms (tasks/s, medians; ratio per round)",
+            "3. Publishing with confirms (tasks/s: medians; ratio: median of the rounds)",
             ["mode", "put()", "raw", "put/raw"],
             [
                 [f"{mode} x{r['concurrency']}", f"{r['put_per_s']:.0f}", f"{r['raw_per_s']:.0f}",
-                 f"{r['put_vs_raw']:.2f}"]
+                 _spread(r["put_vs_raw"], r["put_vs_raw_quartiles"])]
                 for mode, r in figures["publish"].items()
             ],
         )  # fmt: skip
@@ -122,21 +142,44 @@ def print_tables(figures: dict) -> None:
         )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- the JSON
+
+
 def headline(figures: dict) -> dict:
     """The four keys of the issue (None for a figure that was not run)."""
-    result: dict = dict.fromkeys(["worker_vs_raw", "capacity_efficiency", "put_vs_raw"])
-    result["logger_p99_ms"] = None
+    result: dict = dict.fromkeys(
+        ["worker_vs_raw", "capacity_efficiency", "put_vs_raw", "logger_p99_ms"]
+    )
     if "worker" in figures:
         result["worker_vs_raw"] = min(r["worker_vs_raw"] for r in figures["worker"].values())
     if "capacity" in figures:
         result["capacity_efficiency"] = min(
-            r["worker_efficiency"] for r in figures["capacity"].values()
+            r["worker_efficiency"] for r in figures["capacity"].values() if r["in_figure"]
         )
     if "publish" in figures:
         result["put_vs_raw"] = figures["publish"]["sequential"]["put_vs_raw"]
     if "logger" in figures:
         result["logger_p99_ms"] = figures["logger"][1]["logger_p99_ms"]
     return result
+
+
+def build_report(figures: dict, context: dict) -> dict:
+    result = headline(figures)
+    goals = {
+        key: {"goal": goal, "met": None if result[key] is None else result[key] >= goal}
+        for key, goal in GOALS.items()
+    }
+    return {**result, "goals": goals, "quick": QUICK, **context, "figures": figures}
+
+
+def print_headline(report: dict) -> None:
+    print()
+    for key in ("worker_vs_raw", "capacity_efficiency", "put_vs_raw", "logger_p99_ms"):
+        value, goal = report[key], GOALS.get(key)
+        shown = "not run" if value is None else f"{value:.3f}"
+        if goal is not None and value is not None:
+            shown += f"  (goal >= {goal}: {'met' if value >= goal else 'NOT met'})"
+        print(f"{key:20} {shown}")
 
 
 async def run_figures(url: str, wanted: list[str]) -> dict:
@@ -156,15 +199,15 @@ async def run_figures(url: str, wanted: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    wanted = [name for name in FIGURES if name in argv] if argv else list(FIGURES)
     unknown = set(argv) - set(FIGURES)
     if unknown:
         print(f"unknown figure(s) {sorted(unknown)}; choose from {', '.join(FIGURES)}")
         return 2
-    started = time.perf_counter()
+    wanted = [name for name in FIGURES if name in argv] if argv else list(FIGURES)
+    started, load_before = time.perf_counter(), load_average()
     broker = find_broker("tests", log=say)
     try:
-        say(f"{broker.describe()}; {'quick' if QUICK else 'full'} run")
+        say(f"{broker.describe()}; {'quick' if QUICK else 'full'} run of {', '.join(wanted)}")
         figures = asyncio.run(run_figures(broker.url, wanted))
         if "suites" in wanted:
             say("5. test-suite time ...")
@@ -173,33 +216,21 @@ def main(argv: list[str]) -> int:
     finally:
         broker.stop()
     seconds = time.perf_counter() - started
-    result = headline(figures)
-    goals = {
-        key: {"goal": goal, "met": None if result[key] is None else result[key] >= goal}
-        for key, goal in GOALS.items()
-    }
-    report = {
-        **result,
-        "goals": goals,
-        "quick": QUICK,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": seconds,
-        "machine": machine(),
-        "broker": {"server": server, "source": broker.source, "url": mask_url(broker.url)},
-        "figures": figures,
-    }
+    report = build_report(
+        figures,
+        {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1),
+            "machine": machine(),
+            "load_average": {"before": load_before, "after": load_average()},
+            "broker": {"server": server, "source": broker.source, "url": mask_url(broker.url)},
+        },
+    )
     print_tables(figures)
-    print()
-    for key, value in result.items():
-        goal = GOALS.get(key)
-        shown = "not run" if value is None else f"{value:.3f}"
-        verdict = "" if goal is None or value is None else (
-            f"  (goal >= {goal}: {'met' if value >= goal else 'NOT met'})"
-        )  # fmt: skip
-        print(f"{key:20} {shown}{verdict}")
+    print_headline(report)
     path = Path(os.environ.get("BENCH_JSON") or DEFAULT_JSON)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'quick' if QUICK else 'full'} run took {seconds:.0f} s; JSON written to {path}")
     return 0
 

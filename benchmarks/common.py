@@ -34,6 +34,15 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def quartiles(values: Iterable[float]) -> list[float]:
+    """The first and third quartiles: how far the rounds spread around the median."""
+    values = list(values)
+    if len(values) < 2:
+        return values * 2
+    first, _, third = statistics.quantiles(values, n=4, method="inclusive")
+    return [first, third]
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The nearest-rank percentile (0 < fraction <= 1) of ``values``."""
     ordered = sorted(values)
@@ -56,17 +65,21 @@ class Probe:
     finished: int = 0
     first_start: float = 0.0
     last_end: float = 0.0
+    first_cpu: float = 0.0
+    last_cpu: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         if not self.started:
             self.first_start = time.perf_counter()
+            self.first_cpu = time.process_time()
         self.started += 1
 
     def end(self) -> None:
         self.finished += 1
         if self.finished == self.expected:
             self.last_end = time.perf_counter()
+            self.last_cpu = time.process_time()
             self.done.set()
 
     async def wait(self, timeout: float) -> None:
@@ -81,6 +94,11 @@ class Probe:
     def rate(self) -> float:
         """Messages per second between the first handler start and the last handler end."""
         return self.expected / (self.last_end - self.first_start)
+
+    @property
+    def cpu_us(self) -> float:
+        """This process's CPU time per message over the same span, in microseconds."""
+        return (self.last_cpu - self.first_cpu) / self.expected * 1e6
 
 
 def task_body(number: int) -> bytes:

@@ -27,6 +27,7 @@ from benchmarks.common import (
     delete_queues,
     median,
     prefill,
+    quartiles,
     ratio,
     reference,
     rotate,
@@ -36,15 +37,17 @@ from benchmarks.common import (
 
 Run = Callable[[str, str, int, Probe, float], Awaitable[None]]
 
-# Figure 1: messages per run and capacity; rounds of (raw, worker, peer).
+# Figure 1: messages per run (each run takes a second or two), rounds of (raw, worker, peer).
 THROUGHPUT_CAPACITIES = (1, 10, 100)
-THROUGHPUT_MESSAGES = {1: 400, 10: 1000, 100: 1500} if QUICK else {1: 3000, 10: 8000, 100: 12000}
-THROUGHPUT_ROUNDS = 2 if QUICK else 5
-# Figure 2: a handler that awaits 50 ms; `batches` times `capacity` messages per run.
+THROUGHPUT_MESSAGES = {1: 300, 10: 800, 100: 1000} if QUICK else {1: 2000, 10: 5000, 100: 5000}
+THROUGHPUT_ROUNDS = 2 if QUICK else 9
+# Figure 2: a handler that awaits 50 ms; `batches` times `capacity` messages per run. Capacity 1
+# is there for context (the cost of one round trip per task); the figure is 10 and 100.
 WORK_SECONDS = 0.05
-EFFICIENCY_CAPACITIES = (10, 100)
+EFFICIENCY_CAPACITIES = (1, 10, 100)
+EFFICIENCY_FIGURE = (10, 100)
 EFFICIENCY_BATCHES = 10 if QUICK else 40
-EFFICIENCY_ROUNDS = 1 if QUICK else 3
+EFFICIENCY_ROUNDS = 1 if QUICK else 5
 
 
 def _timeout(n: int, delay: float, capacity: int) -> float:
@@ -58,14 +61,17 @@ async def _handle(probe: Probe, delay: float) -> None:
     probe.end()
 
 
-async def run_worker(url: str, queue: str, capacity: int, probe: Probe, delay: float) -> None:
+async def run_worker(
+    url: str, queue: str, capacity: int, probe: Probe, delay: float, prefetch: int | None = None
+) -> None:
     module = reference("rmq_worker")
 
     class BenchWorker(module.Worker):
         async def handler(self, msg: aio_pika.abc.AbstractIncomingMessage) -> None:
             await _handle(probe, delay)
 
-    worker = BenchWorker(module.WorkerConfig(url, queue, capacity=capacity))
+    config = module.WorkerConfig(url, queue, capacity=capacity, prefetch_count=prefetch)
+    worker = BenchWorker(config)
     await worker.start()
     try:
         await probe.wait(_timeout(probe.expected, delay, capacity))
@@ -106,11 +112,19 @@ async def run_peer(url: str, queue: str, capacity: int, probe: Probe, delay: flo
         await connection.close()
 
 
+async def run_worker_prefetch(
+    url: str, queue: str, capacity: int, probe: Probe, delay: float
+) -> None:
+    """The reference with its opt-in ``prefetch_count=2 * capacity``: not the default."""
+    await run_worker(url, queue, capacity, probe, delay, prefetch=2 * capacity)
+
+
 CONTENDERS: dict[str, Run] = {"raw": run_raw, "worker": run_worker, "peer": run_peer}
+EXTRA: dict[str, Run] = {"prefetch2x": run_worker_prefetch}
 
 
-async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> float:
-    """Fill a fresh queue with ``n`` tasks, drain it with contender ``name``; messages/s."""
+async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> Probe:
+    """Fill a fresh queue with ``n`` tasks, drain it with contender ``name``: the probe."""
     queue = unique(f"worker.{name}.c{capacity}")
     pickled = name == "peer"  # Master's tasks are pickled keyword arguments
     bodies = (
@@ -125,54 +139,57 @@ async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> f
         finally:
             await connection.close()
         probe = Probe(n)
-        await CONTENDERS[name](url, queue, capacity, probe, delay)
-        return probe.rate
+        await {**CONTENDERS, **EXTRA}[name](url, queue, capacity, probe, delay)
+        return probe
     finally:
         await delete_queues(url, [queue])
 
 
 async def throughput(url: str, say: Callable[[str], None] = print) -> dict:
     """Figure 1: rates of worker, raw and peer at each capacity, a no-op handler."""
-    rates: dict[int, dict[str, list[float]]] = {
-        c: {name: [] for name in CONTENDERS} for c in THROUGHPUT_CAPACITIES
-    }
+    rates = {c: {name: [] for name in CONTENDERS} for c in THROUGHPUT_CAPACITIES}
+    cpu = {c: {name: [] for name in CONTENDERS} for c in THROUGHPUT_CAPACITIES}
     for round_number in range(THROUGHPUT_ROUNDS):
         for capacity in THROUGHPUT_CAPACITIES:
             for name in rotate(list(CONTENDERS), round_number + capacity):
                 n = THROUGHPUT_MESSAGES[capacity]
-                rate = await one_run(url, name, capacity, n, 0.0)
-                rates[capacity][name].append(rate)
-                shown = f"capacity {capacity:3} {name:6} {rate:.0f}/s"
-                say(f"  fig 1 round {round_number + 1}: {shown}")
+                probe = await one_run(url, name, capacity, n, 0.0)
+                rates[capacity][name].append(probe.rate)
+                cpu[capacity][name].append(probe.cpu_us)
+                shown = f"{probe.rate:.0f}/s, {probe.cpu_us:.0f} us CPU/message"
+                say(f"  fig 1 round {round_number + 1}: capacity {capacity:3} {name:6} {shown}")
     rows = {}
     for capacity, by_name in rates.items():
-        raw = by_name["raw"]
+        worker_vs_raw = list(map(ratio, by_name["worker"], by_name["raw"]))
+        peer_vs_raw = list(map(ratio, by_name["peer"], by_name["raw"]))
         rows[capacity] = {
             "messages": THROUGHPUT_MESSAGES[capacity],
             "rounds": THROUGHPUT_ROUNDS,
             **{f"{name}_per_s": median(values) for name, values in by_name.items()},
-            "worker_vs_raw": median(map(ratio, by_name["worker"], raw)),
-            "peer_vs_raw": median(map(ratio, by_name["peer"], raw)),
-            "samples": by_name,
+            "worker_vs_raw": median(worker_vs_raw),
+            "worker_vs_raw_quartiles": quartiles(worker_vs_raw),
+            "peer_vs_raw": median(peer_vs_raw),
+            "peer_vs_raw_quartiles": quartiles(peer_vs_raw),
+            **{f"{name}_cpu_us": median(values) for name, values in cpu[capacity].items()},
+            "per_s_samples": by_name,
+            "cpu_us_samples": cpu[capacity],
         }
     return rows
 
 
 async def efficiency(url: str, say: Callable[[str], None] = print) -> dict:
     """Figure 2: rate against the ideal capacity / 50 ms, for worker and raw."""
-    names = ("raw", "worker")
-    achieved: dict[int, dict[str, list[float]]] = {
-        c: {name: [] for name in names} for c in EFFICIENCY_CAPACITIES
-    }
+    names = ("raw", "worker", "prefetch2x")
+    achieved = {c: {name: [] for name in names} for c in EFFICIENCY_CAPACITIES}
     for round_number in range(EFFICIENCY_ROUNDS):
         for capacity in EFFICIENCY_CAPACITIES:
             ideal = capacity / WORK_SECONDS
             for name in rotate(list(names), round_number):
                 n = capacity * EFFICIENCY_BATCHES
-                rate = await one_run(url, name, capacity, n, WORK_SECONDS)
+                rate = (await one_run(url, name, capacity, n, WORK_SECONDS)).rate
                 achieved[capacity][name].append(rate / ideal)
                 say(
-                    f"  fig 2 round {round_number + 1}: capacity {capacity:3} {name:6} "
+                    f"  fig 2 round {round_number + 1}: capacity {capacity:3} {name:10} "
                     f"{rate:6.0f}/s of {ideal:.0f}/s = {rate / ideal:.3f}"
                 )
     return {
@@ -180,8 +197,13 @@ async def efficiency(url: str, say: Callable[[str], None] = print) -> dict:
             "messages": capacity * EFFICIENCY_BATCHES,
             "rounds": EFFICIENCY_ROUNDS,
             "ideal_per_s": capacity / WORK_SECONDS,
+            "in_figure": capacity in EFFICIENCY_FIGURE,
             "worker_efficiency": median(by_name["worker"]),
+            "worker_efficiency_quartiles": quartiles(by_name["worker"]),
             "raw_efficiency": median(by_name["raw"]),
+            "raw_efficiency_quartiles": quartiles(by_name["raw"]),
+            "worker_vs_raw": median(map(ratio, by_name["worker"], by_name["raw"])),
+            "prefetch2x_efficiency": median(by_name["prefetch2x"]),
             "samples": by_name,
         }
         for capacity, by_name in achieved.items()
