@@ -88,11 +88,13 @@ def print_tables(figures: dict) -> None:
         table(
             "1. Worker throughput, no-op handler (messages/s and CPU us/message: medians; "
             "ratios: median of the rounds, quartiles in brackets)",
-            ["capacity", "worker", "raw", "peer", "worker/raw", "peer/raw", "CPU worker", "raw"],
+            ["capacity", "worker", "raw", "peer", "worker/raw", "peer/raw", "raw2/raw (noise)",
+             "CPU worker", "raw"],
             [
                 [c, f"{r['worker_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['peer_per_s']:.0f}",
                  _spread(r["worker_vs_raw"], r["worker_vs_raw_quartiles"]),
                  _spread(r["peer_vs_raw"], r["peer_vs_raw_quartiles"]),
+                 _spread(r["raw2_vs_raw"], r["raw2_vs_raw_quartiles"]),
                  f"{r['worker_cpu_us']:.0f}", f"{r['raw_cpu_us']:.0f}"]
                 for c, r in figures["worker"].items()
             ],

@@ -46,11 +46,13 @@ def _timed(command: list[str], url: str) -> dict:
         code, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired:
         code, output = None, f"timed out after {TIMEOUT} s"
+    failures = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
     return {
         "command": " ".join(command),
         "seconds": time.perf_counter() - started,
         "passed": code == 0,
         "summary": _summary(output),
+        "failures": failures[:20],
     }
 
 
@@ -61,9 +63,13 @@ def suite_times(url: str, say: Callable[[str], None] = print, make_test: bool = 
         command = [sys.executable, "-m", "pytest", path, "--impl", "solutions", "--stretch", "-q"]
         rows[name] = _timed(command, url)
         say(f"  fig 5: {name}: {rows[name]['seconds']:.1f} s ({rows[name]['summary']})")
+        for line in rows[name]["failures"]:
+            say(f"    {line}")
     if make_test:
         rows["make test"] = _timed(["make", "test"], url)
         say(f"  fig 5: make test: {rows['make test']['seconds']:.1f} s")
+        for line in rows["make test"]["failures"]:
+            say(f"    {line}")
     else:
         rows["make test"] = {"command": "make test", "skipped": "BENCH_QUICK=1: takes minutes"}
         say("  fig 5: make test: skipped (BENCH_QUICK=1; it takes several minutes)")

@@ -37,10 +37,11 @@ from benchmarks.common import (
 
 Run = Callable[[str, str, int, Probe, float], Awaitable[None]]
 
-# Figure 1: messages per run (each run takes a second or two), rounds of (raw, worker, peer).
+# Figure 1: messages per run (a run takes about a second), rounds of (raw, worker, peer, raw2).
+# Many short rounds rather than a few long ones: the noise of a shared machine comes in bursts.
 THROUGHPUT_CAPACITIES = (1, 10, 100)
-THROUGHPUT_MESSAGES = {1: 300, 10: 800, 100: 1000} if QUICK else {1: 2000, 10: 5000, 100: 5000}
-THROUGHPUT_ROUNDS = 2 if QUICK else 9
+THROUGHPUT_MESSAGES = {1: 200, 10: 500, 100: 600} if QUICK else {1: 1000, 10: 2500, 100: 2500}
+THROUGHPUT_ROUNDS = 2 if QUICK else 15
 # Figure 2: a handler that awaits 50 ms; `batches` times `capacity` messages per run. Capacity 1
 # is there for context (the cost of one round trip per task); the figure is 10 and 100.
 WORK_SECONDS = 0.05
@@ -55,6 +56,7 @@ def _timeout(n: int, delay: float, capacity: int) -> float:
 
 
 async def _handle(probe: Probe, delay: float) -> None:
+    """The raw consumer's handler; the Worker's and the peer's have the same body, inline."""
     probe.start()
     if delay:
         await asyncio.sleep(delay)
@@ -68,7 +70,10 @@ async def run_worker(
 
     class BenchWorker(module.Worker):
         async def handler(self, msg: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await _handle(probe, delay)
+            probe.start()
+            if delay:
+                await asyncio.sleep(delay)
+            probe.end()
 
     config = module.WorkerConfig(url, queue, capacity=capacity, prefetch_count=prefetch)
     worker = BenchWorker(config)
@@ -104,7 +109,10 @@ async def run_peer(url: str, queue: str, capacity: int, probe: Probe, delay: flo
         master = Master(channel)
 
         async def job(**_task: object) -> None:
-            await _handle(probe, delay)
+            probe.start()
+            if delay:
+                await asyncio.sleep(delay)
+            probe.end()
 
         await master.create_worker(queue, job)
         await probe.wait(_timeout(probe.expected, delay, capacity))
@@ -120,7 +128,9 @@ async def run_worker_prefetch(
 
 
 CONTENDERS: dict[str, Run] = {"raw": run_raw, "worker": run_worker, "peer": run_peer}
-EXTRA: dict[str, Run] = {"prefetch2x": run_worker_prefetch}
+# raw2 is raw once more, in the same rounds: raw2 / raw shows how far noise alone moves a ratio.
+EXTRA: dict[str, Run] = {"raw2": run_raw, "prefetch2x": run_worker_prefetch}
+THROUGHPUT_CONTENDERS = ("raw", "worker", "peer", "raw2")
 
 
 async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> Probe:
@@ -147,11 +157,11 @@ async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> P
 
 async def throughput(url: str, say: Callable[[str], None] = print) -> dict:
     """Figure 1: rates of worker, raw and peer at each capacity, a no-op handler."""
-    rates = {c: {name: [] for name in CONTENDERS} for c in THROUGHPUT_CAPACITIES}
-    cpu = {c: {name: [] for name in CONTENDERS} for c in THROUGHPUT_CAPACITIES}
+    rates = {c: {name: [] for name in THROUGHPUT_CONTENDERS} for c in THROUGHPUT_CAPACITIES}
+    cpu = {c: {name: [] for name in THROUGHPUT_CONTENDERS} for c in THROUGHPUT_CAPACITIES}
     for round_number in range(THROUGHPUT_ROUNDS):
         for capacity in THROUGHPUT_CAPACITIES:
-            for name in rotate(list(CONTENDERS), round_number + capacity):
+            for name in rotate(THROUGHPUT_CONTENDERS, round_number + capacity):
                 n = THROUGHPUT_MESSAGES[capacity]
                 probe = await one_run(url, name, capacity, n, 0.0)
                 rates[capacity][name].append(probe.rate)
@@ -162,6 +172,7 @@ async def throughput(url: str, say: Callable[[str], None] = print) -> dict:
     for capacity, by_name in rates.items():
         worker_vs_raw = list(map(ratio, by_name["worker"], by_name["raw"]))
         peer_vs_raw = list(map(ratio, by_name["peer"], by_name["raw"]))
+        raw2_vs_raw = list(map(ratio, by_name["raw2"], by_name["raw"]))
         rows[capacity] = {
             "messages": THROUGHPUT_MESSAGES[capacity],
             "rounds": THROUGHPUT_ROUNDS,
@@ -170,6 +181,8 @@ async def throughput(url: str, say: Callable[[str], None] = print) -> dict:
             "worker_vs_raw_quartiles": quartiles(worker_vs_raw),
             "peer_vs_raw": median(peer_vs_raw),
             "peer_vs_raw_quartiles": quartiles(peer_vs_raw),
+            "raw2_vs_raw": median(raw2_vs_raw),
+            "raw2_vs_raw_quartiles": quartiles(raw2_vs_raw),
             **{f"{name}_cpu_us": median(values) for name, values in cpu[capacity].items()},
             "per_s_samples": by_name,
             "cpu_us_samples": cpu[capacity],
