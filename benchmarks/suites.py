@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -46,7 +47,8 @@ def _timed(command: list[str], url: str) -> dict:
         code, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired:
         code, output = None, f"timed out after {TIMEOUT} s"
-    failures = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    # pytest's short summary: "FAILED tests/...::test_x - message" (not "ERROR    logger:...")
+    failures = [line for line in output.splitlines() if re.match(r"(FAILED|ERROR) \S+::", line)]
     return {
         "command": " ".join(command),
         "seconds": time.perf_counter() - started,
