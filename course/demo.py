@@ -247,6 +247,22 @@ class Tour:
         self.notice("info reached stdout only, critical both, something nobody (no binding).")
         await self.stop_all()
 
+    async def until_ready(self, queue: str, count: int) -> None:
+        """Wait until ``queue`` holds exactly ``count`` messages not yet handed to a consumer."""
+        import aio_pika
+
+        connection = await aio_pika.connect(self.url, timeout=10)
+        async with connection:
+            channel = await connection.channel()
+            deadline = time.monotonic() + WAIT
+            while True:
+                declared = await channel.declare_queue(queue, passive=True)
+                if declared.declaration_result.message_count == count:
+                    return
+                if time.monotonic() > deadline:
+                    raise StepFailed(f"the queue {queue} never came down to {count} waiting")
+                await asyncio.sleep(0.05)
+
     async def settle(self, scripts: list[Script], quiet: float = 0.5) -> None:
         """Wait until the scripts have printed nothing for ``quiet`` seconds (max WAIT)."""
         deadline = time.monotonic() + WAIT
@@ -268,6 +284,7 @@ class Tour:
         worker = await self.start("run_worker", "run_worker.py", task=True)
         await worker.wait_for(JOB, count=2)
         self.notice("jobs finish two at a time (see the times): capacity=2 runs 2 at once, not 5.")
+        await self.until_ready("worker_metaclass", 1)  # jobs 3 and 4 have been handed over
         self.show("demo", "SIGTERM to run_worker while jobs 3 and 4 are running")
         await worker.stop(signal.SIGTERM)
         if len(worker.matching(JOB)) != 4 or not worker.matching("Stopped"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import jsonschema
@@ -34,28 +33,25 @@ def make_checkout(root: Path, worker: str | None = None, logger: str | None = No
     return root
 
 
-def grade(submission: Path, tmp_path: Path, url: str) -> tuple[dict, str, float]:
+def grade(submission: Path, tmp_path: Path, url: str) -> tuple[dict, str]:
     results = tmp_path / "results.json"
-    began = time.monotonic()
     done = subprocess.run(
         ["make", "-s", "grade", f"SUBMISSION={submission}", f"RESULTS={results}"],
         cwd=impl.ROOT, env={**os.environ, "RABBITMQ_URL": url}, capture_output=True, text=True,
         timeout=280, check=False,
     )  # fmt: skip
-    elapsed = time.monotonic() - began
     report = json.loads(results.read_text())
     jsonschema.validate(report, RESULTS_SCHEMA)
-    return report, done.stdout + done.stderr, elapsed
+    return report, done.stdout + done.stderr
 
 
 def test_the_reference_gets_full_marks_and_own_tests_never_run(tmp_path, rabbitmq_url) -> None:
     checkout = make_checkout(tmp_path / "student")
-    report, output, elapsed = grade(checkout, tmp_path, rabbitmq_url)
+    report, output = grade(checkout, tmp_path, rabbitmq_url)
     assert report["status"] == "pass", output
     assert report["score"] == report["max_score"] > 0
     assert not (checkout / "own-tests-ran").exists(), "grading ran the submission's own tests"
     assert "Task 1: Worker" in output and "Total" in output
-    assert elapsed < 60, f"grading took {elapsed:.0f} s"
 
 
 def test_syntax_and_import_errors_give_status_error_with_a_readable_message(
@@ -67,20 +63,19 @@ def test_syntax_and_import_errors_give_status_error_with_a_readable_message(
         tmp_path / "student", worker=broken_worker, logger="import no_such_package\n"
     )
     task = submission / "connectors" / "rabbit" / "task"  # grading just the task folder works too
-    report, output, elapsed = grade(task, tmp_path, rabbitmq_url)
+    report, output = grade(task, tmp_path, rabbitmq_url)
     assert report["status"] == "error" and report["score"] == 0
     assert "rmq_worker.py has a syntax error at line" in report["message"]
     assert "rmq_logger.py could not be imported: ModuleNotFoundError" in report["message"]
     assert all(test["status"] == "error" for test in report["tests"])
     assert "syntax error" in output
-    assert elapsed < 60, f"grading took {elapsed:.0f} s"
 
 
 def test_a_crash_is_an_error_not_a_hang(tmp_path, rabbitmq_url) -> None:
     reference = impl.REFERENCE_DIR.joinpath("rmq_logger.py").read_text()
     crashing = reference + "\n\nimport os as _os\n\nLogger.start = lambda self: _os._exit(3)\n"
     submission = make_checkout(tmp_path / "student", logger=crashing)
-    report, _output, _elapsed = grade(submission, tmp_path, rabbitmq_url)
+    report, _output = grade(submission, tmp_path, rabbitmq_url)
     assert report["status"] == "error"
     assert "crashed" in report["message"]
 
@@ -88,5 +83,5 @@ def test_a_crash_is_an_error_not_a_hang(tmp_path, rabbitmq_url) -> None:
 def test_nothing_to_grade_is_an_error_too(tmp_path, rabbitmq_url) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    report, _output, _elapsed = grade(empty, tmp_path, rabbitmq_url)
+    report, _output = grade(empty, tmp_path, rabbitmq_url)
     assert report["status"] == "error" and "Nothing to grade" in report["message"]

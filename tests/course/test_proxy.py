@@ -7,8 +7,6 @@ import asyncio
 import aio_pika
 import pytest
 
-from course.checks import eventually
-
 
 async def test_proxy_counts_open_connections_as_they_open_and_close(proxy) -> None:
     assert proxy.open_connections == 0
@@ -41,11 +39,11 @@ async def test_a_robust_client_comes_back_after_a_cut(proxy, names) -> None:
     async with connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(names.queue())
+        restored = asyncio.Event()  # set once the connection and its channels are back
+        connection.reconnect_callbacks.add(lambda *_: restored.set())
         proxy.cut()
-        await eventually(
-            lambda: proxy.open_connections == 1, timeout=10, message="no reconnect through proxy"
-        )
-        await connection.connected.wait()
+        await asyncio.wait_for(restored.wait(), 15)
+        assert proxy.open_connections == 1 and proxy.connections_seen == 2
         await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue.name)
         message = await queue.get(timeout=5)
         await message.ack()
