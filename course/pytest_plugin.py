@@ -190,8 +190,13 @@ async def names(request: pytest.FixtureRequest, rabbitmq_url: str) -> AsyncItera
 
 
 @pytest_asyncio.fixture
-async def proxy(rabbitmq_url: str) -> AsyncIterator[TcpProxy]:
-    """A TCP proxy to the broker: give ``proxy.url`` to the code under test."""
+async def proxy(rabbitmq_url: str, names: Names) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy to the broker: give ``proxy.url`` to the code under test.
+
+    At the end of the test the proxy closes, dropping whatever connection the code under test
+    left open, *before* ``names`` deletes the test's queues: a robust connection left open
+    would otherwise declare a deleted queue again when it restores its consumer.
+    """
     async with TcpProxy(rabbitmq_url) as started:
         yield started
 

@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-from course import mistakes
+from course import mistakes, vhost
 from course.mistakes import Mistake
 
 pytestmark = pytest.mark.timeout(900)
@@ -37,7 +37,7 @@ PARAMS = _catalogue_params()
 
 
 @pytest.fixture(scope="session")
-def outcomes(request: pytest.FixtureRequest, rabbitmq_url: str) -> dict[str, mistakes.Outcome]:
+def outcomes(request: pytest.FixtureRequest, broker) -> dict[str, mistakes.Outcome]:
     """Run every selected catalogue entry once, concurrently, the first time any is needed."""
     wanted = []
     for item in request.session.items:
@@ -47,7 +47,12 @@ def outcomes(request: pytest.FixtureRequest, rabbitmq_url: str) -> dict[str, mis
         name, entry = callspec.params["catalogue"], callspec.params["entry"]
         if entry is not None:
             wanted.append((entry, importlib.import_module(name)))
-    return asyncio.run(mistakes.run_all(wanted, rabbitmq_url))
+    # A vhost of their own: what wrong solutions leave behind goes with it.
+    place = vhost.create(broker.url, broker.management_url, prefix="course-mistakes")
+    try:
+        return asyncio.run(mistakes.run_all(wanted, place.url))
+    finally:
+        place.delete()
 
 
 @pytest.mark.parametrize(("catalogue", "entry"), PARAMS)
