@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in table_lines(results.get("tests", [])):
         print(line)
     failing = [t for t in results.get("tests", []) if t["status"] in ("fail", "error")]
+    said = results.get("message") or ""
     for test in failing:
+        if test["message"] and test["message"] in said:
+            continue  # e.g. a syntax error: said once above, not once per test
         first_line = next(iter((test["message"] or "").splitlines()), "")
         print(f"  - {test['name']}: {first_line[:160]}")
     print(f"Results written to {args.results}")
