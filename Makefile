@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 IMPL   ?=
 
-.PHONY: help setup broker broker-stop test lint format demo clean
+.PHONY: help setup broker broker-stop broker-restart test lint format demo clean
 # >>> author-only
 .PHONY: grade student-edition bench
 # <<< author-only
@@ -17,6 +17,8 @@ help:
 	@echo "make demo         a narrated tour of the lessons and tasks on a real broker (IMPL=task: your code)"
 	@echo "make test         the tests that must be green"
 	@echo "make broker       find or start a broker; prints the export RABBITMQ_URL=... line"
+	@echo "                  (RABBITMQ=4: RabbitMQ 4.x with the 4.3 defaults)"
+	@echo "make broker-restart  restart the broker that 'make broker' started (stop_app, start_app)"
 	@echo "make broker-stop  stop the broker that 'make broker' started (nothing else)"
 	@echo "make lint         ruff"
 # >>> author-only
@@ -37,10 +39,13 @@ $(STAMP): pyproject.toml
 	@echo "Ready. Activate it with: source $(VENV)/bin/activate"
 
 broker: setup
-	@$(PY) -m course.broker up
+	@$(PY) -m course.broker up $(if $(RABBITMQ),--rabbitmq $(RABBITMQ))
 
 broker-stop: setup
 	@$(PY) -m course.broker down
+
+broker-restart: setup
+	@$(PY) -m course.broker restart
 
 lint: setup
 	$(PY) -m ruff check .
@@ -53,12 +58,19 @@ format: setup
 # `make test` runs the graded suites on your code in connectors/rabbit/task.
 # >>> author-only
 # In the authors' repo it is everything that must be green: lint, the tooling and integrity
-# checks, the lesson checks, and the graded suites on the reference with the starred tests.
+# checks, the lesson checks, and the graded suites on the reference with the starred tests,
+# first on the broker found first, then again on RabbitMQ 4.x with the 4.3 defaults (started
+# for the run when none is around; the run fails if none can be had).
 TEST_ARGS ?= --impl solutions --stretch
+ON_4 ?= tests/lessons tests/connectors tests/reference tests/course/test_integrity.py \
+        tests/course/test_mistakes.py tests/course/test_demo.py
 test: lint
 # <<< author-only
 test: setup
 	$(PY) -m pytest $(TEST_ARGS)
+# >>> author-only
+	$(PY) -m pytest $(TEST_ARGS) --rabbitmq 4 $(ON_4)
+# <<< author-only
 
 demo: setup
 	@$(PY) -m course.demo $(if $(IMPL),--impl $(IMPL))

@@ -7,7 +7,9 @@ Loaded by ``tests/conftest.py``. What it adds:
 * ``--stretch``: run the starred tests even though they carry the skip mark students remove.
 * ``--results-json PATH`` and the score table at the end of a run: see :mod:`course.scoring`.
 * markers ``task(n)``, ``points(n)``, ``stretch``.
-* a one-line broker report at the start of the session, and a clear stop when there is none.
+* ``--rabbitmq 4``: the session's broker must be RabbitMQ 4.x with the 4.3 defaults.
+* a one-line broker report at the start and the end of the session (version included), and a
+  clear stop when there is none.
 * fixtures: ``broker``, ``rabbitmq_url``, ``names`` (unique queue/exchange names, cleaned up),
   ``proxy`` (a :class:`course.proxy.TcpProxy` to the broker), ``amqp`` (a plain connection).
 * a stub's ``NotImplementedError`` turns into a failure that names the method and its step.
@@ -48,6 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="also run the starred (stretch) tests that are skipped until you remove their mark",
+    )
+    group.addoption(
+        "--rabbitmq",
+        metavar="VERSION",
+        choices=["4"],
+        default=None,
+        help="4: run on RabbitMQ 4.x with the 4.3 defaults (started for the session if need be); "
+        "default: the first broker found",
     )
     group.addoption(
         "--results-json",
@@ -107,7 +117,7 @@ def _session_broker(config: pytest.Config) -> broker_module.Broker:
             reporter.write_line(line)
 
     try:
-        found = broker_module.find_broker("tests", log=say)
+        found = broker_module.find_broker("tests", log=say, want=config.getoption("rabbitmq"))
     except broker_module.BrokerUnavailable as error:
         config.stash[scoring.SESSION_ERROR] = str(error)
         if reporter is not None:
@@ -118,6 +128,13 @@ def _session_broker(config: pytest.Config) -> broker_module.Broker:
     config.add_cleanup(found.stop)
     say(found.describe())
     return found
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    """Say again, at the end, which broker this run was on (two runs can differ)."""
+    if BROKER_KEY in config.stash:
+        found = config.stash[BROKER_KEY]
+        terminalreporter.write_line(f"course: this run was on {found.flavour()} ({found.source})")
 
 
 # --------------------------------------------------------------------------- fixtures

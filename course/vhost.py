@@ -4,14 +4,15 @@ The lesson scripts use the chapter's fixed names (``hello``, ``ack``, ``logs``, 
 test sessions on one broker would steal each other's messages. In a vhost of its own a session
 sees only its own queues and exchanges, and deleting the vhost deletes everything in it.
 
-How the vhost is made, first that works:
+A vhost is made through the management HTTP API, and only once that API is *proven* to manage
+the very broker the AMQP URL reaches (:func:`course.broker.manages`: a queue with a random name,
+declared over AMQP, must show up in the API). A management UI on the same host, or on the usual
+port, proves nothing: it may belong to another broker. ``rabbitmqctl`` is never used: it talks
+to whatever node is local, which need not be the broker of the URL.
 
-1. the management HTTP API, when the broker has one (``broker.management_url``), with the
-   credentials from the AMQP URL;
-2. ``rabbitmqctl add_vhost`` / ``set_permissions``, when the broker is on this machine and the
-   CLI may talk to it (as root, or as the ``rabbitmq`` user);
-3. otherwise nothing: the default vhost of the URL is used, and :attr:`PrivateVhost.private`
-   is False (callers then clean their fixed names before and after).
+Without a proven API the default vhost of the URL is used, :attr:`PrivateVhost.private` is
+False, and :meth:`PrivateVhost.describe` says so (callers then clean their fixed names before
+and after).
 
 Names look like ``course-lessons-<host>-<pid>-<random>``, so that :func:`remove_stale` can
 delete the vhosts of earlier sessions on this host that died without cleaning up.
@@ -19,28 +20,21 @@ delete the vhosts of earlier sessions on this host that died without cleaning up
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import re
-import shutil
 import socket
-import subprocess
+import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from yarl import URL
 
-from course.broker import BrokerUnavailable, mask_url, pid_alive, wait_ready
+from course.broker import BrokerUnavailable, manages, mask_url, pid_alive, wait_ready
+from course.broker.common import management_request
 
 PREFIX = "course-lessons"
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-CLI_TIMEOUT = 30.0
 
 
 @dataclass
@@ -49,7 +43,7 @@ class PrivateVhost:
 
     url: str
     name: str | None  # None: no private vhost could be made; ``url`` is the broker's own
-    how: str  # "management API", "rabbitmqctl", or why neither worked
+    how: str  # "management API", or why no vhost was made
     _base_url: str = ""
     _management_url: str | None = None
 
@@ -59,7 +53,7 @@ class PrivateVhost:
     def describe(self) -> str:
         if self.name is None:
             return f"no private vhost ({self.how}); using {mask_url(self.url)}"
-        return f"private vhost {self.name!r} (made with {self.how})"
+        return f"private vhost {self.name!r} (made with the {self.how})"
 
     @property
     def private(self) -> bool:
@@ -67,111 +61,67 @@ class PrivateVhost:
 
     def delete(self) -> None:
         """Delete the vhost and everything in it (a no-op for the default vhost)."""
-        if self.name is None:
+        if self.name is None or self._management_url is None:
             return
         name, self.name = self.name, None
-        if self.how == "management API" and self._management_url:
-            _api(self._management_url, self._base_url, "DELETE", f"vhosts/{_quote(name)}")
-        else:
-            _ctl("delete_vhost", name)
+        with contextlib.suppress(OSError, ValueError):
+            management_request(self._management_url, self._base_url, "DELETE",
+                               f"vhosts/{_quote(name)}")  # fmt: skip
 
 
 def create(amqp_url: str, management_url: str | None = None, prefix: str = PREFIX) -> PrivateVhost:
     """Make a fresh vhost on the broker at ``amqp_url`` and grant its user full rights there."""
+    if not management_url:
+        return PrivateVhost(amqp_url, None, "the broker has no management API we know of")
+    if not manages(amqp_url, management_url):
+        return PrivateVhost(
+            amqp_url, None, f"the management API at {management_url} is not proven to be this "
+            "broker's"
+        )  # fmt: skip
     host = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-") or "host"
     name = f"{prefix}-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     user = URL(amqp_url).user or "guest"
-    tried = []
-    if management_url:
-        try:
-            _api(management_url, amqp_url, "PUT", f"vhosts/{_quote(name)}", {})
-            permissions = {"configure": ".*", "write": ".*", "read": ".*"}
-            _api(management_url, amqp_url, "PUT", f"permissions/{_quote(name)}/{_quote(user)}",
-                 permissions)  # fmt: skip
-            return _checked(amqp_url, name, "management API", management_url)
-        except (OSError, ValueError, BrokerUnavailable) as error:
-            tried.append(f"management API: {error}")
-            _quietly(lambda: _api(management_url, amqp_url, "DELETE", f"vhosts/{_quote(name)}"))
-    if URL(amqp_url).host in LOCAL_HOSTS and shutil.which("rabbitmqctl"):
-        try:
-            _ctl("add_vhost", name)
-            _ctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
-            return _checked(amqp_url, name, "rabbitmqctl", None)
-        except (OSError, subprocess.SubprocessError, BrokerUnavailable) as error:
-            last = (str(error).strip().splitlines() or ["failed"])[-1]
-            tried.append(f"rabbitmqctl: {last}")
-            _quietly(lambda: _ctl("delete_vhost", name))
-    else:
-        tried.append("rabbitmqctl: the broker is not local, or the CLI is not installed")
-    return PrivateVhost(amqp_url, None, "; ".join(tried) or "no way to make one", amqp_url)
+    vhost = PrivateVhost(
+        str(URL(amqp_url).with_path("/" + name, encoded=False)),
+        name,
+        "management API",
+        amqp_url,
+        management_url,
+    )
+    try:
+        management_request(management_url, amqp_url, "PUT", f"vhosts/{_quote(name)}", {})
+        permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+        management_request(management_url, amqp_url, "PUT",
+                           f"permissions/{_quote(name)}/{_quote(user)}", permissions)  # fmt: skip
+        wait_ready(vhost.url, 5.0, retry=False)
+    except (OSError, ValueError, BrokerUnavailable) as error:
+        vhost.delete()
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "failed"
+        return PrivateVhost(amqp_url, None, f"the management API refused: {reason}")
+    return vhost
 
 
 def remove_stale(
     amqp_url: str, management_url: str | None = None, prefix: str = PREFIX
 ) -> list[str]:
     """Delete vhosts that earlier sessions on this host made and left behind when they died."""
+    if not management_url or not manages(amqp_url, management_url):
+        return []
     host = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-") or "host"
     pattern = re.compile(rf"^{re.escape(prefix)}-{re.escape(host)}-(\d+)-[0-9a-f]{{6}}$")
     try:
-        if management_url:
-            names = [entry["name"] for entry in _api(management_url, amqp_url, "GET", "vhosts")]
-        elif URL(amqp_url).host in LOCAL_HOSTS and shutil.which("rabbitmqctl"):
-            names = _ctl("list_vhosts", "-q", "--no-table-headers", "name").split()
-        else:
-            return []
-    except (OSError, ValueError, subprocess.SubprocessError):
+        names = [entry["name"] for entry in management_request(management_url, amqp_url, "GET",
+                                                                "vhosts")]  # fmt: skip
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
         return []
     removed = []
     for name in names:
         match = pattern.match(name)
         if match and not pid_alive(int(match.group(1))):
-            stale = PrivateVhost("", name, "management API" if management_url else "rabbitmqctl",
-                                 amqp_url, management_url)  # fmt: skip
-            _quietly(stale.delete)
+            PrivateVhost("", name, "management API", amqp_url, management_url).delete()
             removed.append(name)
     return removed
 
 
-def _checked(amqp_url: str, name: str, how: str, management_url: str | None) -> PrivateVhost:
-    url = str(URL(amqp_url).with_path("/" + name, encoded=False))
-    vhost = PrivateVhost(url, name, how, amqp_url, management_url)
-    try:
-        wait_ready(url, 5.0, retry=False)  # the CLI may have reached another node than the URL
-    except BrokerUnavailable:
-        _quietly(vhost.delete)
-        raise
-    return vhost
-
-
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
-
-
-def _api(management_url: str, amqp_url: str, method: str, path: str, body: object = None) -> Any:
-    parsed = URL(amqp_url)
-    token = f"{parsed.user or 'guest'}:{parsed.password or 'guest'}".encode()
-    request = urllib.request.Request(
-        management_url.rstrip("/") + "/api/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": "Basic " + base64.b64encode(token).decode(),
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
-def _ctl(*args: str) -> str:
-    result = subprocess.run(
-        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
-    )
-    if result.returncode != 0:
-        raise subprocess.SubprocessError((result.stderr or result.stdout).strip() or "failed")
-    return result.stdout
-
-
-def _quietly(action: Callable[[], object]) -> None:
-    """Best-effort clean-up: a failure here must not hide the error being handled."""
-    with contextlib.suppress(Exception):
-        action()
