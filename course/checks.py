@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -16,6 +17,16 @@ import pytest
 
 T = TypeVar("T")
 
+# Steps that hung, and the test where they did: a later test that needs the same step fails at
+# once, pointing there, instead of waiting out the same timeout again.
+_hung: dict[str, str] = {}
+
+
+def current_test() -> str:
+    """The running test's name, e.g. ``TestWorker::test_cancel``."""
+    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    return node.split("::", 1)[-1] if node else "an earlier test"
+
 
 async def step(
     awaitable: Awaitable[T],
@@ -23,20 +34,28 @@ async def step(
     label: str,
     timeout: float = 5.0,
     hint: str = "",
+    key: str | None = None,
 ) -> T:
     """Await student code for at most ``timeout`` seconds.
 
     ``label`` names the task step and the call, e.g. ``"Step 2: worker.start()"``. A hang fails
     the test with that label and ``hint``; ``NotImplementedError`` is left to the course plugin,
-    which names the method that raised it.
+    which names the method that raised it. Once a step (``key``, by default the label) has
+    hung, later tests that reach it fail at once with a pointer to the first hang.
     """
+    key = key or label
+    if key in _hung:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never started: no "coroutine was never awaited" warning
+        pytest.fail(
+            f"{label} hung in {_hung[key]} (see that failure first); this test needs it too.",
+            pytrace=False,
+        )
     try:
         return await asyncio.wait_for(awaitable, timeout)
     except TimeoutError:
-        pytest.fail(
-            f"{label} did not finish within {timeout:g} s. {hint}".strip(),
-            pytrace=False,
-        )
+        _hung[key] = current_test()
+    pytest.fail(f"{label} did not finish within {timeout:g} s. {hint}".strip(), pytrace=False)
 
 
 async def eventually(

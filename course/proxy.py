@@ -5,8 +5,13 @@ every AMQP connection the code opens, exactly as the broker does (a TCP stream t
 closed), and can break them on purpose:
 
 * ``proxy.open_connections`` / ``await proxy.wait_open(n)``: how many connections are open;
-* ``proxy.cut()``: drop every open connection at once, as a network failure would;
-* ``proxy.refuse()`` / ``proxy.accept()``: an outage; new connections are dropped until it ends.
+* ``proxy.cut()``: drop every open connection at once, on both sides, as when a process dies;
+* ``proxy.cut(half_open=True)``: a network partition: the client's side dies, the broker's side
+  stays open and silent (the broker holds the connection, its exclusive queues and unacked
+  messages until its heartbeat timeout, or until the proxy closes);
+* ``proxy.refuse()`` / ``proxy.accept()``: an outage; new connections are dropped until it ends;
+* ``proxy.pause()`` / ``proxy.resume()``: a stall; connections stay open but no byte crosses
+  until it ends (so a publish that waits for the broker's confirm cannot return meanwhile).
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: set[asyncio.StreamWriter] = set()  # broker sides kept open by a half cut
         self._refusing = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections_seen = 0
         self.port = 0
 
@@ -35,7 +43,13 @@ class TcpProxy:
 
     @property
     def open_connections(self) -> int:
+        """Connections open end to end, as the client sees them."""
         return len(self._pairs)
+
+    @property
+    def held_connections(self) -> int:
+        """Broker sides that a half-open cut keeps open (and silent)."""
+        return sum(1 for writer in self._held if not writer.is_closing())
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._on_client, "127.0.0.1", 0)
@@ -51,12 +65,26 @@ class TcpProxy:
             await asyncio.sleep(0.02)
         return True
 
-    def cut(self) -> None:
-        """Abort every open connection in both directions (the broker sees a dead peer)."""
+    def cut(self, half_open: bool = False) -> None:
+        """Abort every open connection in both directions (the broker sees a dead peer).
+
+        ``half_open=True``: abort only the client's side; the broker's side stays open, and
+        nothing more crosses it, as in a partition. The broker notices only when its heartbeat
+        times out, so it keeps the old connection's exclusive queues locked meanwhile.
+        """
         for client, upstream in tuple(self._pairs):
+            if half_open:
+                self._held.add(upstream)
+            else:
+                upstream.transport.abort()
             client.transport.abort()
-            upstream.transport.abort()
         self._pairs.clear()
+
+    def release_held(self) -> None:
+        """Close the broker sides that a half-open cut kept open (the partition heals)."""
+        for writer in tuple(self._held):
+            writer.transport.abort()
+        self._held.clear()
 
     def refuse(self) -> None:
         """Start an outage: cut what is open and drop new connections until :meth:`accept`."""
@@ -67,8 +95,17 @@ class TcpProxy:
         """End the outage."""
         self._refusing = False
 
+    def pause(self) -> None:
+        """Stall every connection: bytes are held back (both ways) until :meth:`resume`."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """End the stall; what was held back crosses now, in order."""
+        self._flowing.set()
+
     async def close(self) -> None:
         self.cut()
+        self.release_held()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -97,8 +134,8 @@ class TcpProxy:
         pair = (writer, up_writer)
         self._pairs.add(pair)
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
+            asyncio.create_task(self._pump(reader, up_writer, self._flowing)),
+            asyncio.create_task(self._pump(up_reader, writer, self._flowing)),
         ]
         self._tasks.update(pumps)
         try:
@@ -109,13 +146,17 @@ class TcpProxy:
             for pump in pumps:
                 pump.cancel()
             for side in pair:
-                side.close()
+                if side not in self._held:
+                    side.close()
             await asyncio.gather(*pumps, return_exceptions=True)
             self._tasks.difference_update(pumps)
 
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                await flowing.wait()
                 writer.write(data)
                 await writer.drain()

@@ -18,8 +18,10 @@ Loaded by ``tests/conftest.py``. What it adds:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import tempfile
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +35,8 @@ from course import impl, scoring
 from course.proxy import TcpProxy
 
 BROKER_KEY = pytest.StashKey[broker_module.Broker]()
+CLIENT_LOG_KEY = pytest.StashKey[Path]()
+CLIENT_LOGGERS = ("aiormq", "aio_pika")
 BROKER_FIXTURES = {"broker", "rabbitmq_url", "names", "proxy", "amqp"}
 
 
@@ -79,6 +83,28 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     impl.use(directory)
     config.pluginmanager.register(scoring.Scoreboard(config), "course-scoreboard")
+    _client_logs_to_a_file(config)
+
+
+def _client_logs_to_a_file(config: pytest.Config) -> None:
+    """aio-pika's and aiormq's own log lines (a dropped connection, with its traceback) go to a
+    file, not into a failing test's report: there the test's one-line message is what counts."""
+    path = Path(tempfile.gettempdir()) / f"rabbitmq-course-client-{os.getpid()}.log"
+    handler = logging.FileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+    config.stash[CLIENT_LOG_KEY] = path
+
+    def restore() -> None:
+        for name in CLIENT_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+            logging.getLogger(name).propagate = True
+        handler.close()
+
+    config.add_cleanup(restore)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -130,11 +156,18 @@ def _session_broker(config: pytest.Config) -> broker_module.Broker:
     return found
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
     """Say again, at the end, which broker this run was on (two runs can differ)."""
     if BROKER_KEY in config.stash:
         found = config.stash[BROKER_KEY]
         terminalreporter.write_line(f"course: this run was on {found.flavour()} ({found.source})")
+    path = config.stash.get(CLIENT_LOG_KEY, None)
+    if path is not None and path.exists() and path.stat().st_size:
+        terminalreporter.write_line(
+            f"course: aio-pika's own log lines (dropped connections and the like) are in {path}"
+        )
 
 
 # --------------------------------------------------------------------------- fixtures

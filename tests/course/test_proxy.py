@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aio_pika
+import aiormq
 import pytest
 
 
@@ -47,3 +48,51 @@ async def test_a_robust_client_comes_back_after_a_cut(proxy, names) -> None:
         await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue.name)
         message = await queue.get(timeout=5)
         await message.ack()
+
+
+async def test_a_half_open_cut_keeps_the_broker_side_open_and_silent(proxy, rabbitmq_url) -> None:
+    """The client loses its connection; the broker still holds it, and its exclusive queue."""
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    lost = asyncio.Event()
+    connection.close_callbacks.add(lambda *_: lost.set())
+    channel = await connection.channel()
+    queue = await channel.declare_queue("", exclusive=True)
+    proxy.cut(half_open=True)
+    await asyncio.wait_for(lost.wait(), 5)
+    assert proxy.open_connections == 0 and proxy.held_connections == 1
+
+    observer = await aio_pika.connect(rabbitmq_url, timeout=5)
+    async with observer:
+        probe = await observer.channel()
+        with pytest.raises(aiormq.exceptions.ChannelLockedResource):
+            # Still there, and still locked to the old connection: the broker holds it.
+            await probe.declare_queue(queue.name, passive=True)
+        proxy.release_held()
+
+        async def gone() -> bool:
+            check = await observer.channel()
+            try:
+                await check.declare_queue(queue.name, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return True
+            await check.close()
+            return False
+
+        from course.checks import eventually
+
+        await eventually(gone, timeout=5, message="the exclusive queue outlived the healed cut")
+
+
+async def test_pause_holds_a_confirmed_publish_until_resume(proxy, names) -> None:
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    async with connection:
+        channel = await connection.channel()  # publisher confirms are on by default
+        queue = await channel.declare_queue(names.queue(), durable=True)
+        proxy.pause()
+        publish = asyncio.ensure_future(
+            channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue.name)
+        )
+        done, _ = await asyncio.wait({publish}, timeout=0.5)
+        assert not done, "a confirmed publish returned while no byte could cross"
+        proxy.resume()
+        await asyncio.wait_for(publish, 5)
