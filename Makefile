@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 IMPL   ?=
 
-.PHONY: help setup broker broker-stop broker-restart test lint format demo clean
+.PHONY: help setup broker broker-stop broker-restart queues test lint format demo clean
 # >>> author-only
 .PHONY: grade student-edition bench
 # <<< author-only
@@ -20,6 +20,7 @@ help:
 	@echo "                  (RABBITMQ=4: RabbitMQ 4.x with the 4.3 defaults)"
 	@echo "make broker-restart  restart the broker that 'make broker' started (stop_app, start_app)"
 	@echo "make broker-stop  stop the broker that 'make broker' started (nothing else)"
+	@echo "make queues       the broker's queues with their ready and unacked counts (no UI needed)"
 	@echo "make lint         ruff"
 # >>> author-only
 	@echo "make grade SUBMISSION=DIR [RESULTS=results.json]   grade a student's checkout or task folder"
@@ -46,6 +47,9 @@ broker-stop: setup
 
 broker-restart: setup
 	@$(PY) -m course.broker restart
+
+queues: setup
+	@$(PY) -m course.queues
 
 lint: setup
 	$(PY) -m ruff check .

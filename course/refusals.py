@@ -22,8 +22,10 @@ TRANSIENT = (
 )
 
 
-def explain(error: BaseException) -> str | None:
-    """One sentence for a broker refusal (channel or connection closed), or None."""
+def explain(error: BaseException | str) -> str | None:
+    """One sentence for a broker refusal (channel or connection closed), or None.
+
+    ``error`` is the exception, or its text (e.g. from a test report)."""
     text = " ".join(str(error).split())
     if not text:
         return None

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from course import refusals
+
 OUTPUT_LIMIT = 500  # characters of captured output kept per test, as Exercism does
 TASK_NAMES = {1: "Worker (rmq_worker.py)", 2: "Logger (rmq_logger.py)"}
 REQUIRED_TEST_KEYS = ["name", "status", "message", "output", "task_id", "points", "max_points"]
@@ -224,6 +226,9 @@ def _failure_message(report: pytest.TestReport) -> str:
     if crash is not None and getattr(crash, "message", None):
         message = crash.message
         for prefix in ("Failed: ", "AssertionError: "):
-            message = message.removeprefix(prefix)
-        return message
+            if message.startswith(prefix):
+                return message.removeprefix(prefix)
+        # An exception no test turned into words: if the broker refused something, say what.
+        explained = refusals.explain(message)
+        return f"{explained} ({message.splitlines()[0][:200]})" if explained else message
     return _text(report.longrepr)

@@ -233,7 +233,7 @@ def test_a_broker_elsewhere_never_gets_the_local_broker_tools_called(broker, tmp
     """RABBITMQ_URL names a broker on another port: rabbitmqctl and friends are never run.
 
     Fakes of the local tools that log every call come first on PATH. `make broker`'s command,
-    a lesson check and the demo's vhost code run against a broker on another port."""
+    a lesson check, `make queues` and the vhost code run against a broker on another port."""
     fakes, calls = tmp_path / "bin", tmp_path / "calls.log"
     fakes.mkdir()
     for tool in ("rabbitmqctl", "rabbitmq-plugins", "rabbitmq-diagnostics", "rabbitmq-queues"):
@@ -250,6 +250,7 @@ def test_a_broker_elsewhere_never_gets_the_local_broker_tools_called(broker, tmp
                 [sys.executable, "-m", "course.broker", "up"],
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                  "tests/lessons/test_intro.py::test_the_combined_example_sends_and_receives"],
+                [sys.executable, "-m", "course.queues"],
                 [sys.executable, "-c", "import os; from course import vhost; "
                  "print(vhost.create(os.environ['RABBITMQ_URL'], None).describe())"],
             ]  # fmt: skip
@@ -266,3 +267,14 @@ def test_a_broker_elsewhere_never_gets_the_local_broker_tools_called(broker, tmp
     for result in results:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert not calls.exists(), f"local broker tools were called:\n{calls.read_text()}"
+
+
+def test_docker_runs_a_current_rabbitmq_4_management_image() -> None:
+    """compose and testcontainers start the same image: 4.3 or newer, with the management UI."""
+    import re
+
+    compose = (ROOT / "docker-compose.yml").read_text()
+    images = re.findall(r"^\s*image:\s*(\S+)", compose, re.MULTILINE)
+    assert images and all(image == resolve.IMAGE for image in images), images
+    match = re.fullmatch(r"rabbitmq:(\d+)\.(\d+)[\w.-]*-management", resolve.IMAGE)
+    assert match and (int(match[1]), int(match[2])) >= (4, 3), resolve.IMAGE
