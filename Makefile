@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 IMPL   ?=
 
-.PHONY: help setup broker broker-stop broker-restart queues test lint format demo clean
+.PHONY: help setup broker broker-stop broker-restart queues cluster cluster-stop test lint format \
+        demo clean
 # >>> author-only
 .PHONY: grade student-edition bench
 # <<< author-only
@@ -21,6 +22,7 @@ help:
 	@echo "make broker-restart  restart the broker that 'make broker' started (stop_app, start_app)"
 	@echo "make broker-stop  stop the broker that 'make broker' started (nothing else)"
 	@echo "make queues       the broker's queues with their ready and unacked counts (no UI needed)"
+	@echo "make cluster      a 3-node RabbitMQ cluster on this machine (RABBITMQ=4: 4.x); make cluster-stop"
 	@echo "make lint         ruff"
 # >>> author-only
 	@echo "make grade SUBMISSION=DIR [RESULTS=results.json]   grade a student's checkout or task folder"
@@ -50,6 +52,12 @@ broker-restart: setup
 
 queues: setup
 	@$(PY) -m course.queues
+
+cluster: setup
+	@$(PY) -m course.broker cluster $(if $(RABBITMQ),--rabbitmq $(RABBITMQ))
+
+cluster-stop: setup
+	@$(PY) -m course.broker cluster-stop
 
 lint: setup
 	$(PY) -m ruff check .

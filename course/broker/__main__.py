@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from course.broker import debian, resolve
+from course.broker import cluster, debian, resolve
 from course.broker.common import (
     DEFAULT_URL,
     LOCAL_PROBE_TIMEOUT,
@@ -68,6 +68,55 @@ def up(want: str | None) -> int:
     return 0
 
 
+def cluster_up(want: str | None) -> int:
+    """`make cluster`: three private nodes joined into one cluster, recorded for cluster-stop."""
+    record = resolve.read_state("cluster")
+    if record:
+        print("A cluster that `make cluster` started is running already:")
+        _print_cluster(record["nodes"])
+        return 0
+    try:
+        install = debian.ensure(log=print) if want == "4" else _install_for_cluster()
+    except (debian.CannotBuild, BrokerUnavailable) as error:
+        print(f"Cannot start a cluster here: {error}", file=sys.stderr)
+        return 1
+    print(f"Starting 3 private nodes of RabbitMQ {install.version} and joining them ...")
+    started = cluster.Cluster(install).start()
+    resolve.write_state("cluster", started.record())
+    print(f"A 3-node cluster is running (ready in {started.seconds:.0f} s):")
+    _print_cluster(started.nodes)
+    return 0
+
+
+def _install_for_cluster():  # type: ignore[no-untyped-def]
+    install = local_install()
+    if install is not None:
+        return install
+    try:
+        return debian.ensure(log=print)
+    except debian.CannotBuild as error:
+        raise BrokerUnavailable(f"no rabbitmq-server installed, and {error}") from None
+
+
+def _print_cluster(nodes: list[dict]) -> None:
+    for index, node in enumerate(nodes, start=1):
+        print(f"  node {index}: export RABBITMQ_URL={export_url(node['url'])}   ({node['node']})")
+    if nodes and nodes[0].get("management_url"):
+        print(f"  Management UI (node 1): {nodes[0]['management_url']}  (login guest / guest)")
+    print("Stop it with: make cluster-stop")
+
+
+def cluster_down() -> int:
+    record = resolve.read_state("cluster")
+    if not record:
+        print("Nothing to stop: `make cluster` has not started a cluster here.")
+        return 0
+    cluster.stop_recorded_cluster(record)
+    resolve.state_file("cluster").unlink(missing_ok=True)
+    print(f"Stopped the cluster `make cluster` started ({len(record['nodes'])} nodes).")
+    return 0
+
+
 def restart() -> int:
     """stop_app + start_app on the node(s) `make broker` started; never on any other broker."""
     restarted = 0
@@ -93,7 +142,8 @@ def restart() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.broker", description=__doc__)
     parser.add_argument("command", nargs="?", default="up",
-                        choices=["up", "down", "restart", "setup", "build-4"])  # fmt: skip
+                        choices=["up", "down", "restart", "setup", "build-4", "cluster",
+                                 "cluster-stop"])  # fmt: skip
     parser.add_argument("--rabbitmq", choices=["4"], default=None,
                         help="4: RabbitMQ 4.x with the 4.3 defaults")  # fmt: skip
     args = parser.parse_args(argv)
@@ -108,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         return restart()
     if args.command == "setup":
         return setup_check()
+    if args.command == "cluster":
+        return cluster_up(want)
+    if args.command == "cluster-stop":
+        return cluster_down()
     if args.command == "build-4":
         try:
             install = debian.ensure()

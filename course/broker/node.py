@@ -148,41 +148,69 @@ def _service_user() -> pwd.struct_passwd | None:
 
 
 class PrivateNode:
-    """A throwaway RabbitMQ node of an :class:`Install`, isolated from any other broker."""
+    """A throwaway RabbitMQ node of an :class:`Install`, isolated from any other broker.
+
+    ``cookie`` and ``epmd_port`` are for the nodes of one cluster, which must share both (see
+    :mod:`course.broker.cluster`); a lone node gets its own of each. ``management`` turns the
+    management plugin on (one node of a cluster is enough).
+    """
 
     def __init__(
         self,
         install: Install,
         prefer_default_ports: bool = False,
-        name: str | None = None,
         cookie: str | None = None,
+        epmd_port: int | None = None,
+        management: bool = True,
     ) -> None:
         self.install = install
         self.prefer_default_ports = prefer_default_ports
-        self.name = name
-        self.cookie = cookie  # nodes of one cluster share it
+        self.cookie = cookie
+        self.epmd_port = epmd_port
+        self.management = management
 
     def start(self) -> Broker:
         began = time.monotonic()
+        started = self.prepare()
+        try:
+            if self.epmd_port is None:  # our own port mapper, so we can stop it alone
+                started["epmd_pid"] = start_epmd(self.install, started["env"], Path(started["dir"]))
+                started["pids"].append(started["epmd_pid"])
+                started["epmd_port"] = int(started["env"]["ERL_EPMD_PORT"])
+            properties = launch(started)
+        except BaseException:
+            stop_started(started)
+            raise
+        install = self.install
+        broker = Broker(
+            started["url"],
+            f"a private node ({started['node']}) of {install.label}",
+            time.monotonic() - began,
+            started.get("management_url"),
+            started,
+            _stop=lambda: stop_started(started),
+        )
+        return inspect(broker, properties)
+
+    def prepare(self) -> dict[str, Any]:
+        """Ports, data dir, config and environment of a new node: what launch() needs."""
         install = self.install
         amqp_port = free_port(5672 if self.prefer_default_ports else None)
         http_port = free_port(15672 if self.prefer_default_ports else None)
-        dist_port, epmd_port = free_port(), free_port()
+        dist_port, epmd_port = free_port(), self.epmd_port or free_port()
         base = install.host_path("/var/lib/course-nodes") if install.root else None
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
-        data = Path(tempfile.mkdtemp(prefix=self.name or NODE_PREFIX, dir=base))
+        data = Path(tempfile.mkdtemp(prefix=NODE_PREFIX, dir=base))
         seen = f"/var/lib/course-nodes/{data.name}" if install.root else str(data)  # node's view
-        node = f"{data.name}@localhost"
-        config = [
-            "management.tcp.ip = 127.0.0.1",
-            f"management.tcp.port = {http_port}",
-            "collect_statistics_interval = 1000",  # the UI's counts lag 1 s behind, not 5 s
-        ]
+        config = ["collect_statistics_interval = 1000"]  # the UI's counts lag 1 s, not 5 s
+        if self.management:
+            config += ["management.tcp.ip = 127.0.0.1", f"management.tcp.port = {http_port}"]
         if install.major >= 4:  # behave as RabbitMQ 4.3 does by default
             config += [f"deprecated_features.permit.{name} = false" for name in DENIED_ON_4]
         (data / "rabbitmq.conf").write_text("\n".join(config) + "\n")
-        (data / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        plugins = "[rabbitmq_management]" if self.management else "[]"
+        (data / "enabled_plugins").write_text(plugins + ".\n")
         # An empty env file shields the node from /etc/rabbitmq/rabbitmq-env.conf.
         (data / "rabbitmq-env.conf").write_text("")
         if self.cookie:
@@ -191,6 +219,7 @@ class PrivateNode:
         if install.uid is not None:
             for path in [data, *data.iterdir()]:
                 os.chown(path, install.uid, install.gid if install.gid is not None else -1)
+        node = f"{data.name}@localhost"
         env = {
             "PATH": "/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             if install.root
@@ -212,49 +241,57 @@ class PrivateNode:
             "RABBITMQ_PLUGINS_EXPAND_DIR": f"{seen}/plugins-expand",
             "RABBITMQ_PID_FILE": f"{seen}/node.pid",
         }
-        url = f"amqp://guest:guest@127.0.0.1:{amqp_port}/"
-        started: dict[str, Any] = {
+        return {
             "kind": "node",
             "dir": str(data),
             "node": node,
             "pids": [],
-            "url": url,
-            "management_url": f"http://127.0.0.1:{http_port}/",
+            "url": f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
+            "management_url": f"http://127.0.0.1:{http_port}/" if self.management else None,
             "env": env,
             "install": asdict(install),
         }
-        log = open(data / "node.log", "wb")  # noqa: SIM115 - the node writes to it after we return
-        try:
-            epmd = install.epmd()
-            if epmd is not None:  # our own port mapper, so we can stop it without touching others
-                process = subprocess.Popen(
-                    install.command([epmd, "-port", str(epmd_port), "-address", "127.0.0.1"]),
-                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    **install.popen_user(),
-                )  # fmt: skip
-                started["pids"].append(process.pid)
-                started["epmd_port"] = epmd_port
-            process = subprocess.Popen(
-                install.command([install.server]), cwd=data, env=env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, **install.popen_user(),
-            )  # fmt: skip
-            started["pids"].append(process.pid)
-            started["pgid"] = process.pid
-            properties = _wait_started(process, url, data)
-        except BaseException:
-            stop_started(started)
-            raise
-        finally:
-            log.close()
-        broker = Broker(
-            url,
-            f"a private node ({node}) of {install.label}",
-            time.monotonic() - began,
-            started["management_url"],
-            started,
-            _stop=lambda: stop_started(started),
-        )
-        return inspect(broker, properties)
+
+
+def start_epmd(install: Install, env: dict[str, str], data: Path) -> int:
+    """An Erlang port mapper on ``env["ERL_EPMD_PORT"]``, of our own; returns its pid."""
+    epmd = install.epmd()
+    if epmd is None:
+        raise BrokerUnavailable(f"no epmd found in {install.label}")
+    with open(data / "epmd.log", "ab") as log:
+        process = subprocess.Popen(
+            install.command([epmd, "-port", env["ERL_EPMD_PORT"], "-address", "127.0.0.1"]),
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            **install.popen_user(),
+        )  # fmt: skip
+    return process.pid
+
+
+def launch(started: dict[str, Any]) -> dict[str, Any]:
+    """Start (or start again, after a kill) the node ``started`` describes; wait until it
+    answers AMQP. Its data dir is kept, so durable queues and persistent messages survive.
+    Returns the broker's server properties."""
+    install = Install(**started["install"])
+    data = Path(started["dir"])
+    with open(data / "node.log", "ab") as log:
+        process = subprocess.Popen(
+            install.command([install.server]), cwd=data, env=started["env"], stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, **install.popen_user(),
+        )  # fmt: skip
+    started["pids"].append(process.pid)
+    started["pgid"] = process.pid
+    return _wait_started(process, started["url"], data)
+
+
+def kill(started: dict[str, Any]) -> None:
+    """SIGKILL the node at once, as a crash or a pulled plug would; its data dir stays."""
+    pgid = started.get("pgid")
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pgid or 0) and time.monotonic() < deadline:
+        _reap([pgid] if pgid else [], timeout=0.2)
 
 
 def _wait_started(process: subprocess.Popen[bytes], url: str, data: Path) -> dict[str, Any]:
@@ -317,11 +354,11 @@ def stop_started(started: dict[str, Any], timeout: float = 20.0) -> None:
     data = started.get("dir", "")
     marker = Path(data).name if data else ""
     pids = started.get("pids", [])
-    while time.monotonic() < deadline:
-        leftovers = [pid for pid in pids if pid_alive(pid)]
-        leftovers += node_processes(marker) if marker else []
-        # our epmd only goes once the node is gone
-        if not leftovers or leftovers == pids[:1]:
+    epmd = started.get("epmd_pid")
+    while time.monotonic() < deadline:  # the node first; its epmd is stopped afterwards
+        leftovers = {pid for pid in pids if pid != epmd and pid_alive(pid)}
+        leftovers |= set(node_processes(marker) if marker else [])
+        if not leftovers - {epmd}:
             break
         time.sleep(0.2)
     for pid in {*pids, *(node_processes(marker) if marker else [])}:

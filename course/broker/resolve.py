@@ -51,6 +51,7 @@ WANTS = (None, "4")
 
 
 def state_file(want: str | None = None) -> Any:
+    """Where `make broker` (``want``: None or "4") or `make cluster` ("cluster") keep a record."""
     return STATE_DIR / ("state.json" if want is None else f"state-{want}.json")
 
 
@@ -185,7 +186,7 @@ def _check_url(url: str) -> None:
 
 def _record(broker: Broker, purpose: Purpose, want: str | None) -> Broker:
     if purpose == "terminal":
-        _write_state(want, broker.started)
+        write_state(want, broker.started)
     return broker
 
 
@@ -231,7 +232,7 @@ def _start_compose(want: str | None) -> Broker:
     )
     properties = wait_ready(DEFAULT_URL, COMPOSE_READY_TIMEOUT)
     started = {"kind": "compose", "url": DEFAULT_URL, "management_url": "http://localhost:15672/"}
-    _write_state(want, started)
+    write_state(want, started)
     broker = Broker(DEFAULT_URL, "docker compose", 0, started["management_url"], started)
     return inspect(broker, properties)
 
@@ -239,7 +240,7 @@ def _start_compose(want: str | None) -> Broker:
 # --------------------------------------------------------------------------- `make broker` state
 
 
-def _write_state(want: str | None, started: dict[str, Any]) -> None:
+def write_state(want: str | None, started: dict[str, Any]) -> None:
     STATE_DIR.mkdir(exist_ok=True)
     state_file(want).write_text(json.dumps(started, indent=2))
 

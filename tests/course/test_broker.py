@@ -278,3 +278,31 @@ def test_docker_runs_a_current_rabbitmq_4_management_image() -> None:
     assert images and all(image == resolve.IMAGE for image in images), images
     match = re.fullmatch(r"rabbitmq:(\d+)\.(\d+)[\w.-]*-management", resolve.IMAGE)
     assert match and (int(match[1]), int(match[2])) >= (4, 3), resolve.IMAGE
+
+
+@needs_server
+@pytest.mark.timeout(180)
+def test_make_cluster_joins_three_nodes_and_cluster_stop_removes_them(
+    nothing_around, tmp_path, capsys
+) -> None:
+    from course.broker import cluster
+    from course.broker.__main__ import main
+
+    nothing_around.setattr(resolve, "STATE_DIR", tmp_path)
+    try:
+        assert main(["cluster"]) == 0
+        out = capsys.readouterr().out
+        urls = [line.split("=", 1)[1].split()[0] for line in out.splitlines() if "export" in line]
+        assert len(urls) == 3 and len(set(urls)) == 3, out
+        record = resolve.read_state("cluster")
+        running = cluster.Cluster(local_install(), nodes=record["nodes"]).running()
+        assert sorted(running) == sorted(node["node"] for node in record["nodes"]), running
+        for url in urls:
+            provisioning.wait_ready(f"amqp://guest:guest@{url.split('//', 1)[1]}", 5)
+    finally:
+        assert main(["cluster-stop"]) == 0
+    assert "Stopped the cluster" in capsys.readouterr().out
+    for node in record["nodes"]:
+        assert provisioning.node_processes(Path(node["dir"]).name) == []
+        assert not Path(node["dir"]).exists()
+    assert provisioning.node_processes(f"-port {record['epmd_port']} ") == []
