@@ -89,7 +89,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def _client_logs_to_a_file(config: pytest.Config) -> None:
     """aio-pika's and aiormq's own log lines (a dropped connection, with its traceback) go to a
     file, not into a failing test's report: there the test's one-line message is what counts."""
-    path = Path(tempfile.gettempdir()) / f"rabbitmq-course-client-{os.getpid()}.log"
+    folder = Path(tempfile.gettempdir()) / "rabbitmq-course-logs"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("client-*.log"):  # those of runs that have ended
+        pid = old.stem.removeprefix("client-")
+        if not pid.isdigit() or not broker_module.pid_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    path = folder / f"client-{os.getpid()}.log"
     handler = logging.FileHandler(path, delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in CLIENT_LOGGERS:
