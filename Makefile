@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 IMPL   ?=
 
-.PHONY: help setup broker broker-stop broker-restart queues cluster cluster-stop test lint format \
+.PHONY: help setup broker broker-stop broker-restart queues cluster cluster-stop cluster-kill \
+        cluster-start cluster-ctl test lint format \
         demo clean
 # >>> author-only
 .PHONY: grade student-edition bench
@@ -23,6 +24,8 @@ help:
 	@echo "make broker-stop  stop the broker that 'make broker' started (nothing else)"
 	@echo "make queues       the broker's queues with their ready and unacked counts (no UI needed)"
 	@echo "make cluster      a 3-node RabbitMQ cluster on this machine (RABBITMQ=4: 4.x); make cluster-stop"
+	@echo "make cluster-kill NODE=n / cluster-start NODE=n   crash node n (SIGKILL), start it again"
+	@echo "make cluster-ctl NODE=n CMD=\"rabbitmq-queues quorum_status tasks\"   a CLI tool on node n"
 	@echo "make lint         ruff"
 # >>> author-only
 	@echo "make grade SUBMISSION=DIR [RESULTS=results.json]   grade a student's checkout or task folder"
@@ -58,6 +61,15 @@ cluster: setup
 
 cluster-stop: setup
 	@$(PY) -m course.broker cluster-stop
+
+cluster-kill: setup
+	@$(PY) -m course.broker cluster-kill $(NODE)
+
+cluster-start: setup
+	@$(PY) -m course.broker cluster-start $(NODE)
+
+cluster-ctl: setup
+	@$(PY) -m course.broker cluster-ctl $(NODE) $(or $(CMD),rabbitmqctl cluster_status)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from course.broker import cluster, debian, resolve
 from course.broker.common import (
@@ -15,9 +16,10 @@ from course.broker.common import (
     OPTIONS,
     BrokerUnavailable,
     export_url,
+    pid_alive,
     wait_ready,
 )
-from course.broker.node import local_install, restart_app
+from course.broker.node import kill, launch, local_install, node_ctl, restart_app
 
 
 def setup_check() -> int:
@@ -103,6 +105,8 @@ def _print_cluster(nodes: list[dict]) -> None:
         print(f"  node {index}: export RABBITMQ_URL={export_url(node['url'])}   ({node['node']})")
     if nodes and nodes[0].get("management_url"):
         print(f"  Management UI (node 1): {nodes[0]['management_url']}  (login guest / guest)")
+    every = " ".join(export_url(node["url"]) for node in nodes)
+    print(f'The cluster lesson\'s scripts take them all: export RABBITMQ_NODES="{every}"')
     print("Stop it with: make cluster-stop")
 
 
@@ -114,6 +118,42 @@ def cluster_down() -> int:
     cluster.stop_recorded_cluster(record)
     resolve.state_file("cluster").unlink(missing_ok=True)
     print(f"Stopped the cluster `make cluster` started ({len(record['nodes'])} nodes).")
+    return 0
+
+
+def cluster_node(command: str, number: int | None, rest: list[str]) -> int:
+    """`make cluster-kill|cluster-start|cluster-ctl NODE=n`: one node of the `make cluster`
+    cluster: SIGKILL it (its data is kept), start it again, or run one of its CLI tools."""
+    record = resolve.read_state("cluster")
+    if not record:
+        print("No cluster to act on: start one with `make cluster`.", file=sys.stderr)
+        return 1
+    nodes = record["nodes"]
+    if number is None or not 1 <= number <= len(nodes):
+        print(f"Say which node: NODE=1 to NODE={len(nodes)}.", file=sys.stderr)
+        return 2
+    node = nodes[number - 1]
+    if command == "cluster-kill":
+        kill(node)
+        print(f"Killed node {number} ({node['node']}) with SIGKILL, as a crash would; its data "
+              f"is kept. Start it again with: make cluster-start NODE={number}")  # fmt: skip
+        return 0
+    if command == "cluster-start":
+        if pid_alive(node.get("pgid") or 0):
+            print(f"Node {number} ({node['node']}) is running already.")
+            return 0
+        began = time.monotonic()
+        launch(node)
+        resolve.write_state("cluster", record)  # its new process, for `make cluster-stop`
+        print(f"Node {number} ({node['node']}) is back, answering after "
+              f"{time.monotonic() - began:.1f} s.")  # fmt: skip
+        return 0
+    tool, *args = rest or ["rabbitmqctl", "cluster_status"]
+    try:
+        print(node_ctl(node, *args, tool=tool), end="")
+    except (ValueError, subprocess.SubprocessError) as error:
+        print(f"{tool} on node {number} failed: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -143,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.broker", description=__doc__)
     parser.add_argument("command", nargs="?", default="up",
                         choices=["up", "down", "restart", "setup", "build-4", "cluster",
-                                 "cluster-stop"])  # fmt: skip
+                                 "cluster-stop", "cluster-kill", "cluster-start",
+                                 "cluster-ctl"])  # fmt: skip
+    parser.add_argument("node", nargs="?", type=int, default=None,
+                        help="cluster-kill/-start/-ctl: which node (1, 2 or 3)")  # fmt: skip
+    parser.add_argument("rest", nargs=argparse.REMAINDER,
+                        help="cluster-ctl: the tool and its arguments, e.g. rabbitmq-queues "
+                        "quorum_status tasks")  # fmt: skip
     parser.add_argument("--rabbitmq", choices=["4"], default=None,
                         help="4: RabbitMQ 4.x with the 4.3 defaults")  # fmt: skip
     args = parser.parse_args(argv)
@@ -162,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return cluster_up(want)
     if args.command == "cluster-stop":
         return cluster_down()
+    if args.command in ("cluster-kill", "cluster-start", "cluster-ctl"):
+        return cluster_node(args.command, args.node, args.rest)
     if args.command == "build-4":
         try:
             install = debian.ensure()

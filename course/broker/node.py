@@ -320,11 +320,19 @@ def _tail(data: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def node_ctl(started: dict[str, Any], *args: str, timeout: float = CTL_TIMEOUT) -> str:
-    """Run the node's own ``rabbitmqctl`` against that node (and no other): its name, its
-    cookie, its port mapper. Raises ``subprocess.SubprocessError`` with the tool's message."""
+CLI_TOOLS = ("rabbitmqctl", "rabbitmq-queues", "rabbitmq-diagnostics", "rabbitmq-plugins")
+
+
+def node_ctl(
+    started: dict[str, Any], *args: str, timeout: float = CTL_TIMEOUT, tool: str = "rabbitmqctl"
+) -> str:
+    """Run the node's own ``rabbitmqctl`` (or another of its CLI tools) against that node and no
+    other: its name, its cookie, its port mapper. Raises ``subprocess.SubprocessError`` with the
+    tool's message."""
+    if tool not in CLI_TOOLS:
+        raise ValueError(f"tool must be one of {CLI_TOOLS}, not {tool!r}")
     install = Install(**started["install"])
-    command = install.command([install.tool("rabbitmqctl"), "-n", started["node"], *args])
+    command = install.command([install.tool(tool), "-n", started["node"], *args])
     result = subprocess.run(
         command, env=started["env"], capture_output=True, text=True, timeout=timeout,
         check=False, **install.popen_user(),
