@@ -113,6 +113,21 @@ def _client_logs_to_a_file(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
+class _NotClientLogs(logging.Filter):
+    """Keeps aio-pika's and aiormq's records out of a failing test's "Captured log" section
+    (pytest attaches its capture handler to loggers that do not propagate, too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(CLIENT_LOGGERS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    logging_plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    if logging_plugin is not None:
+        logging_plugin.report_handler.addFilter(_NotClientLogs())
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         shown = impl.current().relative_to(Path.cwd())

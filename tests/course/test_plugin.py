@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,23 @@ def test_names_are_unique_and_their_queues_are_deleted_after_the_test(inner, rab
                 return False
 
     assert asyncio.run(exists()) is False, "the names fixture left its queue behind"
+
+
+def test_client_library_logs_go_to_a_file_not_into_the_failure_report(inner) -> None:
+    inner.makepyfile(
+        test_noise="""
+        import logging
+
+        def test_fails():
+            logging.getLogger("aiormq.connection").error("TRACEBACK " + "NOISE")
+            logging.getLogger("connectors.rabbit.task.rmq_worker").error("the student's own")
+            assert False
+        """
+    )
+    result = inner.runpytest_subprocess(*PLUGIN)
+    result.assert_outcomes(failed=1)
+    report = result.stdout.str()
+    assert "TRACEBACK NOISE" not in report, "aiormq's records must stay out of the report"
+    assert "the student's own" in report, "the code under test's own logs still show"
+    line = next(line for line in report.splitlines() if "aio-pika's own log lines" in line)
+    assert "TRACEBACK NOISE" in Path(line.rsplit(" ", 1)[1]).read_text()
