@@ -1,10 +1,12 @@
 """The reference Logger's own reliability, with real faults (solutions/.../rmq_logger.py).
 
 The graded suite checks what the task asks of every solution. These tests check what the
-reference promises beyond it: bad input is dropped (logged, rejected without requeue) and the
-logger carries on; it comes back after the network drops it, with a new temporary queue; a
-missing broker fails fast and clearly; passwords never show. Faults are real: a TCP proxy cuts
-or refuses connections; bodies are published raw to the broker.
+reference promises beyond it: handlers take turns in delivery order while more events are
+already on their way; bad input is dropped (logged, rejected without requeue) and the logger
+carries on; a publish the broker does not confirm in time raises; it comes back after the
+network drops it or partitions, with a new temporary queue; stop() drops what it has not begun;
+a missing broker fails fast and clearly; passwords never show. Faults are real: a TCP proxy
+cuts, half-cuts, stalls or refuses connections; bodies are published raw to the broker.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ async def make(proxy, names) -> AsyncIterator[Callable[..., Recorder]]:
     """``make(bus, **config)``: a Recorder through the proxy, with quick reconnects; stopped."""
     made: list[Recorder] = []
 
-    def build(bus: str, **options: Any) -> Recorder:
+    def build(bus: str, kind: type[Recorder] | None = None, **options: Any) -> Recorder:
         options.setdefault("reconnect_interval", 0.1)
-        logger = Recorder(ref.LoggerConfig(rabbit_url=proxy.url, name=bus, **options))
+        config = ref.LoggerConfig(rabbit_url=proxy.url, name=bus, **options)
+        logger = (kind or Recorder)(config)
         made.append(logger)
         return logger
 
@@ -80,6 +83,57 @@ async def routed(exchange, key: str) -> bool:
 
 def records(caplog, text: str) -> list[logging.LogRecord]:
     return [record for record in caplog.records if text in record.getMessage()]
+
+
+# --------------------------------------------------------------------------- order
+
+
+class Paced(Recorder):
+    """Even events take longer than odd ones: handlers running together would finish out of
+    order. It notes how many handlers ran at once, and how many events waited their turn."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.running = self.most_at_once = self.most_waiting = 0
+
+    async def handle_info(self, data: dict) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        self.most_waiting = max(self.most_waiting, len(self._waiting))
+        await asyncio.sleep(0.02 if data["n"] % 2 == 0 else 0)
+        self.heard.append(("info", data))
+        self.running -= 1
+
+
+async def test_handlers_take_turns_in_delivery_order_while_more_events_wait(
+    amqp, names, make
+) -> None:
+    bus = names.exchange()
+    logger = make(bus, Paced)
+    await logger.start()
+    exchange = await open_bus(amqp, bus)
+    for n in range(40):
+        await publish(exchange, "info", f'{{"n": {n}}}'.encode())
+    await eventually(lambda: len(logger.heard) == 40, timeout=10, message="events were lost")
+    assert [data["n"] for _, data in logger.heard] == list(range(40)), "out of order"
+    assert logger.most_at_once == 1, "handlers must take turns"
+    # Prefetched: the broker did not wait for each ack before it sent the next event.
+    assert logger.most_waiting > 1
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+async def test_a_publish_the_broker_does_not_confirm_in_time_raises(names, make, proxy) -> None:
+    logger = make(names.exchange(), connect_timeout=0.5)
+    await logger.info({"n": 0})
+    proxy.pause()
+    try:
+        with pytest.raises(TimeoutError):
+            await logger.info({"n": 1})
+    finally:
+        proxy.resume()
+    await logger.info({"n": 2})  # the connection is still good
 
 
 # --------------------------------------------------------------------------- bad input
@@ -249,6 +303,27 @@ async def test_stop_lets_a_running_handler_finish_then_closes(amqp, names, make,
     assert await proxy.wait_open(0)
 
 
+async def test_stop_drops_the_events_whose_handling_had_not_begun(amqp, names, make) -> None:
+    class Slow(Recorder):
+        async def handle_info(self, data: dict) -> None:
+            self.heard.append(("began", data))
+            await asyncio.sleep(0.5)
+
+    bus = names.exchange()
+    logger = make(bus, Slow, stop_timeout=0.2)
+    await logger.start()
+    exchange = await open_bus(amqp, bus)
+    for n in range(5):
+        await publish(exchange, "info", f'{{"n": {n}}}'.encode())
+    await eventually(lambda: logger.heard, timeout=5, message="the first event did not arrive")
+    await logger.stop()
+    await holds_for(
+        lambda: len(logger.heard) == 1,
+        seconds=0.8,
+        message="a handler began after stop() returned",
+    )
+
+
 async def test_stop_does_not_wait_longer_than_stop_timeout(amqp, names, proxy) -> None:
     class Stuck(Recorder):
         async def handle_info(self, data: dict) -> None:
@@ -296,6 +371,49 @@ async def test_after_a_cut_it_declares_and_binds_a_new_queue_and_events_flow(
     await logger.info({"own": "event"})  # publishing works on the new connection too
     await eventually(lambda: len(logger.heard) == 3, timeout=5, message="own event lost")
     assert records(caplog, "lost its connection") and records(caplog, "reconnected")
+
+
+async def test_after_a_partition_it_listens_on_a_new_queue_while_the_broker_holds_the_old(
+    amqp, rabbitmq_url, names, make, proxy
+) -> None:
+    bus = names.exchange()
+    logger = make(bus)
+    await logger.start()
+    old_queue = logger.queue_name
+    exchange = await open_bus(amqp, bus)
+
+    proxy.cut(half_open=True)  # the logger's side dies; the broker's stays open, and silent
+    await eventually(
+        lambda: logger.queue_name not in (None, old_queue),
+        timeout=10,
+        message="no new queue after the partition",
+    )
+    assert proxy.held_connections == 1
+
+    async def old_queue_refusal() -> str:
+        other = await aio_pika.connect(rabbitmq_url)
+        async with other:
+            channel = await other.channel()
+            try:
+                await channel.declare_queue(old_queue, passive=True)
+            except aio_pika.exceptions.ChannelClosed as error:
+                return str(error)
+            return "the old queue is free"
+
+    assert "RESOURCE_LOCKED" in await old_queue_refusal(), "the broker still holds the old queue"
+    await publish(exchange, "critical", b'{"after": "partition"}')
+    await eventually(lambda: logger.heard, timeout=5, message="events did not flow")
+    assert logger.heard == [("critical", {"after": "partition"})]
+
+    proxy.release_held()  # the partition heals: the broker closes the old connection
+    refusal = ""
+
+    async def old_queue_gone() -> bool:
+        nonlocal refusal
+        refusal = await old_queue_refusal()
+        return "NOT_FOUND" in refusal
+
+    await eventually(old_queue_gone, timeout=10, message=lambda: f"old queue: {refusal}")
 
 
 async def test_it_keeps_trying_through_an_outage_then_comes_back(

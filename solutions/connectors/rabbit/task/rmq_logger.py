@@ -7,16 +7,31 @@ routing key says which handler gets it.
 
 Beyond the task text, this solution:
 
+* hands events to its handlers one at a time, in the order they were published, even when the
+  handlers await; up to ``PREFETCH`` events wait in memory meanwhile, so the broker never waits
+  for an ack before it sends the next one;
+* settles every event: acked once handled; a body that is not a JSON object, or an event whose
+  handler raised, is logged and rejected without requeue (a requeued bad event would come back
+  forever), and the logger carries on;
+* returns from ``info()``/``critical()`` only once the broker has confirmed the event (publisher
+  confirms), so a lost event raises in the caller instead of vanishing;
 * publishes without ``start()``: a logger that only publishes opens a connection, never a queue;
-* drops an event whose body is not a JSON object, or whose handler raised: it is logged and
-  rejected without requeue (a requeued bad message would come back forever), and the logger
-  carries on;
-* reconnects when the connection drops, declaring, binding and consuming a new temporary queue
-  (events sent while it was away are lost: the old queue went with the old connection);
-* when stopping, stops consuming and lets running handlers finish (for a bounded time) before it
-  closes the connection;
+  one connection serves both publishing and hearing, and is kept for every event;
+* reconnects when the connection drops, with a new temporary queue (see below);
+* when stopping, stops consuming and lets the handlers finish the events already received (for
+  a bounded time) before it closes the connection;
 * fails within ``connect_timeout`` with a clear message when no broker answers;
 * never shows the password of ``rabbit_url``: reprs and logs mask it.
+
+Why it reconnects by itself rather than with ``aio_pika.connect_robust``: a robust connection
+re-declares a robust queue under the name it had, and aio-pika gives an exclusive queue that
+name on the client side. When the network partitions, the client sees its connection die, but
+the broker may keep its side open, silent, until the heartbeat times out (a minute or more), and
+with it the old queue, exclusive to that old connection. Every re-declaration then fails with
+``RESOURCE_LOCKED``, and the logger stays deaf although it is connected. So this logger closes
+what is left of a broken connection, connects again, and declares a *new* queue with no name,
+which the broker names: nothing can hold it yet. Events published while it was away are lost
+with the old queue, as they would be for any temporary queue.
 
 Only aio-pika and the standard library: copy it over the stub and it runs.
 """
@@ -43,7 +58,7 @@ from aio_pika.abc import (
 )
 
 LEVELS = ("info", "critical")
-PREFETCH = 100  # events in flight per logger: enough to keep up, bounded memory
+PREFETCH = 32  # events received ahead of the handlers: no round trip per event, bounded memory
 MAX_RECONNECT_INTERVAL = 30.0
 
 log = logging.getLogger(__name__)
@@ -90,7 +105,12 @@ class Logger:
         self._started = False
         self._lock = asyncio.Lock()  # one (re)connection at a time
         self._reconnecting: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[Any]] = set()  # handlers running now
+        self._running: set[asyncio.Task[Any]] = set()  # events received, not yet handled
+        # One event at a time, in delivery order: aio-pika runs _handler in a new task for each
+        # delivery, in the order of the deliveries, and an asyncio.Lock lets its waiters in in
+        # the order they came (first come, first served).
+        self._turn = asyncio.Lock()
+        self._waiting: set[asyncio.Task[Any]] = set()  # events received, waiting for the turn
         self._closing: set[asyncio.Task[None]] = set()  # broken connections being closed
 
     def __repr__(self) -> str:
@@ -129,8 +149,9 @@ class Logger:
     async def stop(self) -> None:
         """Step 2: stop hearing the bus and close the connection. Safe anytime, and twice.
 
-        Cancels the consumer, lets running handlers finish for at most ``stop_timeout`` seconds,
-        then closes the connection (which removes the temporary queue).
+        Cancels the consumer, lets the handlers finish the events already received for at most
+        ``stop_timeout`` seconds (those not begun by then are dropped), then closes the
+        connection (which removes the temporary queue).
         """
         self._started = False
         if self._reconnecting is not None:
@@ -145,9 +166,12 @@ class Logger:
         if queue is not None and tag is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag, timeout=self.config.stop_timeout)
-        others = self._running - {asyncio.current_task()}
-        if others:
+        me = asyncio.current_task()
+        others = self._running - {me}
+        if others and me not in self._running:  # (a handler that calls stop() holds the turn)
             await asyncio.wait(others, timeout=self.config.stop_timeout)
+        for task in tuple(self._waiting - {me}):
+            task.cancel()  # an event whose handling never began: dropped, like its queue
         with contextlib.suppress(Exception):
             await connection.close()
         log.info("%r stopped", self)
@@ -155,21 +179,27 @@ class Logger:
     async def _handler(self, message: AbstractIncomingMessage) -> None:
         """Step 3: the consumer: decode the event and hand it to the handler of its level.
 
-        The routing key is the level. A body that is not a JSON object, an unknown level or a
-        handler that raises: the event is logged and rejected without requeue. Else it is acked.
+        Events are handled one at a time, in the order they came. The routing key is the level.
+        A body that is not a JSON object, an unknown level or a handler that raises: the event
+        is logged and rejected without requeue. Else it is acked.
         """
         task = asyncio.current_task()
         assert task is not None  # aio-pika runs every delivery in a task of its own
         self._running.add(task)
+        self._waiting.add(task)
         try:
-            await self._dispatch(message)
+            async with self._turn:  # one at a time, in the order the events came
+                self._waiting.discard(task)
+                await self._dispatch(message)
         finally:
             self._running.discard(task)
+            self._waiting.discard(task)
 
     async def info(self, data: dict) -> None:
         """Step 4: publish ``data`` to the bus as JSON with the routing key ``info``.
 
-        Works without ``start()``: connects and declares the bus first if needed.
+        Works without ``start()``: connects and declares the bus first if needed. Returns once
+        the broker has confirmed the event; raises if it refuses it, or says nothing in time.
         """
         await self._publish("info", data)
 
@@ -234,6 +264,9 @@ class Logger:
         await self._settle(message, ok=False)
 
     async def _settle(self, message: AbstractIncomingMessage, *, ok: bool) -> None:
+        if message.channel.is_closed:  # its connection was lost (its queue went with it)
+            log.debug("%r: an event was handled after its channel closed; nothing to settle", self)
+            return
         try:
             if ok:
                 await message.ack()
