@@ -5,6 +5,12 @@ student would: a student who is almost right. A few edit the reference. Every ``
 regular expression that the first failure message of the suite must match (runs stop at the
 first failing test), so a mistake counts as caught only when the suite says what is wrong, not
 when something else happens to break.
+
+The bases are correct solutions in different styles, and each must get full marks: the
+reference (one connection, its own reconnect loop, prefetch 32 with handlers taking turns),
+``logger_student.py`` (``connect_robust``, prefetch 1, ``message.process()``, a reconnect
+callback) and ``logger_split.py`` (separate connections to publish and to listen,
+``queue.iterator(no_ack=True)``, a reconnect loop of its own).
 """
 
 from __future__ import annotations
@@ -20,9 +26,31 @@ SUITE = "tests/connectors/rabbit/test_rmq_logger.py"
 BASES = {
     "reference": REFERENCE_DIR / "rmq_logger.py",
     "student": Path(__file__).with_name("logger_student.py"),
+    "split": Path(__file__).with_name("logger_split.py"),
 }
 
 S = "student"
+
+PROCESS_BLOCK = (
+    "        async with message.process():\n"
+    "            data = json.loads(message.body)\n"
+    "            if not isinstance(data, dict):\n"
+    '                raise ValueError(f"the event is not a JSON object: {data!r}")\n'
+    '            if message.routing_key == "info":\n'
+    "                await self.handle_info(data)\n"
+    '            elif message.routing_key == "critical":\n'
+    "                await self.handle_critical(data)\n"
+)
+NO_PROCESS_BLOCK = (
+    "        data = json.loads(message.body)\n"
+    '        if message.routing_key == "info":\n'
+    "            await self.handle_info(data)\n"
+    '        elif message.routing_key == "critical":\n'
+    "            await self.handle_critical(data)\n"
+)
+SET_QOS = "        await self.channel.set_qos(prefetch_count=1)\n"
+RECONNECT_CALLBACK = "        self.connection.reconnect_callbacks.add(self._on_reconnect)\n"
+PUBLISH = "await self.exchange.publish(aio_pika.Message(body), routing_key=routing_key)"
 
 _MISTAKES = [
     # ------------------------------------------------------------ exchange type and naming
@@ -72,18 +100,25 @@ _MISTAKES = [
         "every logger of a bus consumes one queue with a fixed name: events are shared out",
         (
             (
-                "declare_queue(exclusive=True)",
-                "declare_queue(self.config.name, auto_delete=True)",
+                "declare_queue(exclusive=True, robust=False)",
+                # Durable (RabbitMQ 4.3 refuses a transient shared queue), and x-expires only
+                # so that the broker removes it 20 s after the test.
+                'declare_queue(self.config.name, durable=True, arguments={"x-expires": 20000})',
             ),
         ),
-        r"must each hear all .* share one queue",
+        r"must each hear all .* shared out .* share one queue",
         base=S,
     ),
     Mistake(
         "exclusive-fixed-name",
         "an exclusive queue with a fixed name: the second logger on a bus cannot start",
-        (("declare_queue(exclusive=True)", "declare_queue(self.config.name, exclusive=True)"),),
-        r"starting logger #2 of 3 .* raised .*queue of its own",
+        (
+            (
+                "declare_queue(exclusive=True, robust=False)",
+                "declare_queue(self.config.name, exclusive=True, robust=False)",
+            ),
+        ),
+        r"logger #2 of 3 .* raised .*queue of its own",
         base=S,
     ),
     Mistake(
@@ -91,9 +126,10 @@ _MISTAKES = [
         "the queue is not exclusive (nor auto-delete): it stays bound after stop()",
         (
             (
-                "declare_queue(exclusive=True)",
-                # x-expires only so that the broker cleans up after this test, 20 s later.
-                'declare_queue(arguments={"x-expires": 20000})',
+                "declare_queue(exclusive=True, robust=False)",
+                # Durable (RabbitMQ 4.3 refuses a transient shared queue), and x-expires only
+                # so that the broker removes it 20 s after the test.
+                'declare_queue(durable=True, arguments={"x-expires": 20000}, robust=False)',
             ),
         ),
         r"after stop\(\) a queue is still bound",
@@ -105,7 +141,7 @@ _MISTAKES = [
         (
             (
                 'declare_queue("", exclusive=True)',
-                'declare_queue("", arguments={"x-expires": 20000})',
+                'declare_queue("", durable=True, arguments={"x-expires": 20000})',
             ),
         ),
         r"after stop\(\) a queue is still bound",
@@ -263,34 +299,134 @@ _MISTAKES = [
         r"stop\(\) before start\(\) raised AttributeError",
         base=S,
     ),
+    # ------------------------------------------------------------ settling and order
+    Mistake(
+        "never-acks",
+        "consumes in manual-ack mode and never acks: with prefetch_count=1 only the first event "
+        "ever comes",
+        ((PROCESS_BLOCK, NO_PROCESS_BLOCK),),
+        r"never settled",
+        base=S,
+    ),
+    Mistake(
+        "never-acks-no-prefetch",
+        "consumes in manual-ack mode, never acks and sets no prefetch: every event comes, and "
+        "stays unacknowledged on the broker for the logger's whole life",
+        ((PROCESS_BLOCK, NO_PROCESS_BLOCK), (SET_QOS, "")),
+        r"never acknowledged",
+        base=S,
+    ),
+    Mistake(
+        "handlers-at-once",
+        "sets no prefetch: aio-pika runs a handler for every event it receives at once, and "
+        "events that await finish out of order",
+        ((SET_QOS, ""),),
+        r"handlers ran at the same time",
+        base=S,
+    ),
+    Mistake(
+        "acks-before-handling",
+        "acks each event before its handler runs, so prefetch_count=1 no longer holds the next "
+        "one back: handlers overlap",
+        (
+            ("async with message.process():", "async with message.process(ignore_processed=True):"),
+            (
+                "            data = json.loads(message.body)\n",
+                "            await message.ack()\n            data = json.loads(message.body)\n",
+            ),
+        ),
+        r"handlers ran at the same time.*ack only once",
+        base=S,
+    ),
+    Mistake(
+        "reference-handlers-at-once",
+        "the reference, its handlers not taking turns (prefetch 32): they overlap",
+        (
+            (
+                "            async with self._turn:  # one at a time, in the order the events came",
+                "            async with contextlib.nullcontext():",
+            ),
+        ),
+        r"handlers ran at the same time",
+    ),
+    # ------------------------------------------------------------ connections and confirms
+    Mistake(
+        "connection-per-event",
+        "opens a new connection for every info()/critical() and leaves them all open",
+        (
+            (
+                "        await self._connect()\n        body =",
+                "        self.connection = None\n        await self._connect()\n        body =",
+            ),
+        ),
+        r"opened 2 connections .* a new one for each event",
+        base=S,
+    ),
+    Mistake(
+        "connection-per-event-closed",
+        "publishes every event over a connection of its own, closed right after",
+        (
+            (
+                PUBLISH,
+                "async with await aio_pika.connect(self.config.rabbit_url) as connection:\n"
+                "            channel = await connection.channel()\n"
+                "            exchange = await channel.declare_exchange(\n"
+                "                self.config.name, aio_pika.ExchangeType.DIRECT\n"
+                "            )\n"
+                "            await exchange.publish(\n"
+                "                aio_pika.Message(body), routing_key=routing_key\n"
+                "            )",
+            ),
+        ),
+        r"opened \d+ connections .* a new one for each event",
+        base=S,
+    ),
+    Mistake(
+        "publish-not-awaited",
+        "info() hands the publish to asyncio.ensure_future and returns before the broker has "
+        "the event (and its errors never surface)",
+        (
+            ("import json\n", "import asyncio\nimport json\n"),
+            (
+                PUBLISH,
+                "asyncio.ensure_future(\n"
+                "            self.exchange.publish(aio_pika.Message(body), routing_key=routing_key)"
+                "\n        )",
+            ),
+        ),
+        r"info\(\) returned while the network to RabbitMQ was stalled",
+        base=S,
+    ),
+    Mistake(
+        "no-publisher-confirms",
+        "opens the channel with publisher_confirms=False: info() returns before the broker has "
+        "the event",
+        (
+            (
+                "await self.connection.channel()",
+                "await self.connection.channel(publisher_confirms=False)",
+            ),
+        ),
+        r"info\(\) returned while the network to RabbitMQ was stalled",
+        base=S,
+    ),
+    Mistake(
+        "reference-no-publisher-confirms",
+        "the reference, its channel opened without publisher confirms",
+        (
+            (
+                "channel = await connection.channel()",
+                "channel = await connection.channel(publisher_confirms=False)",
+            ),
+        ),
+        r"info\(\) returned while the network to RabbitMQ was stalled",
+    ),
     # ------------------------------------------------------------ starred: bad input, reconnect
     Mistake(
         "bad-body-blocks-the-queue",
-        "prefetch_count=1 (copied from Task 1) and an ack only after success: one bad body "
-        "blocks the queue for good",
-        (
-            (
-                "        await queue.consume(self._handler)\n",
-                "        await self.channel.set_qos(prefetch_count=1)\n"
-                "        await queue.consume(self._handler)\n",
-            ),
-            (
-                "        async with message.process():\n"
-                "            data = json.loads(message.body)\n"
-                "            if not isinstance(data, dict):\n"
-                '                raise ValueError(f"the event is not a JSON object: {data!r}")\n'
-                '            if message.routing_key == "info":\n'
-                "                await self.handle_info(data)\n"
-                '            elif message.routing_key == "critical":\n'
-                "                await self.handle_critical(data)\n",
-                "        data = json.loads(message.body)\n"
-                '        if message.routing_key == "info":\n'
-                "            await self.handle_info(data)\n"
-                '        elif message.routing_key == "critical":\n'
-                "            await self.handle_critical(data)\n"
-                "        await message.ack()\n",
-            ),
-        ),
+        "acks only after success, without message.process(): with prefetch_count=1, one bad "
+        "body stays unacked and blocks the logger for good",
+        ((PROCESS_BLOCK, NO_PROCESS_BLOCK + "        await message.ack()\n"),),
         r"stopped hearing the bus",
         base=S,
     ),
@@ -323,8 +459,23 @@ _MISTAKES = [
     Mistake(
         "no-reconnect",
         "connects with aio_pika.connect (not connect_robust): a dropped connection stays dropped",
-        (("aio_pika.connect_robust(", "aio_pika.connect("),),
-        r"did not hear the bus again",
+        (
+            ("aio_pika.connect_robust(", "aio_pika.connect("),
+            ("declare_queue(exclusive=True, robust=False)", "declare_queue(exclusive=True)"),
+            (RECONNECT_CALLBACK, ""),
+        ),
+        r"after the connection dropped, the logger did not hear the bus again",
+        base=S,
+    ),
+    Mistake(
+        "robust-exclusive-queue",
+        "the old hint: connect_robust restores the exclusive queue under its old name, which the "
+        "broker still holds after a partition (RESOURCE_LOCKED, deaf for good)",
+        (
+            ("declare_queue(exclusive=True, robust=False)", "declare_queue(exclusive=True)"),
+            (RECONNECT_CALLBACK, ""),
+        ),
+        r"after a network partition.*RESOURCE_LOCKED",
         base=S,
     ),
     Mistake(

@@ -1,8 +1,9 @@
 """Task 2: a pub/sub Logger on RabbitMQ. The task text is in README.md, next to this file.
 
 Loggers share an event bus: a DIRECT exchange named ``LoggerConfig.name``. Every started logger
-hears every event on its bus, and the routing key (``info`` or ``critical``) says which handler
-gets it. Anyone can publish, started or not:
+hears every event on its bus, one at a time and in the order they were published, and the
+routing key (``info`` or ``critical``) says which handler gets it. Anyone can publish, started
+or not:
 
     class MyLogger(Logger):
         async def handle_info(self, data: dict) -> None:
@@ -51,9 +52,10 @@ class Logger:
         """Step 1: join the bus and start hearing it; return once consuming has begun.
 
         Connect, declare the exchange (DIRECT, named ``self.config.name``) and a temporary queue
-        of this logger's own: no name and ``exclusive=True``, so the broker names it and deletes
-        it with the connection. Bind it with the routing keys ``"info"`` and ``"critical"`` and
-        consume it with ``self._handler``. Do not wait for events here: return.
+        of this logger's own: no name and ``exclusive=True``, so that it is this logger's alone
+        and goes with its connection. Bind it with the routing keys ``"info"`` and
+        ``"critical"``, set ``prefetch_count=1`` (so the handlers get the events one at a time,
+        in order) and consume it with ``self._handler``. Do not wait for events here: return.
         """
         raise NotImplementedError
 
@@ -69,7 +71,8 @@ class Logger:
 
         The level is ``message.routing_key``: ``"info"`` goes to ``handle_info``, ``"critical"``
         to ``handle_critical``. The body is JSON; pass the decoded dict. Acknowledge the message
-        (``async with message.process():`` does it for you).
+        once the handler is done (``async with message.process():`` does it for you): the broker
+        keeps an unacknowledged event for as long as the logger lives.
         """
         raise NotImplementedError
 
@@ -77,7 +80,9 @@ class Logger:
         """Step 4: publish data to the bus as JSON, with the routing key "info".
 
         It must work without start(): connect and declare the exchange first if that is not
-        done yet (but create no queue: a logger that only publishes hears nothing).
+        done yet (but create no queue: a logger that only publishes hears nothing). Keep that
+        connection for every later event, and return only once the broker has the event:
+        ``await`` the publish (aio-pika's channels have the broker confirm each one).
         """
         raise NotImplementedError
 
