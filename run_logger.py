@@ -8,11 +8,15 @@ RABBITMQ_URL (default amqp://guest:guest@localhost:5672/).
 """
 
 import asyncio
+import contextlib
 import logging
 import sys
 
+import aio_pika
+
 from connectors.rabbit import lesson
 from connectors.rabbit.task.rmq_logger import Logger, LoggerConfig
+from course.refusals import explain
 
 
 class MetaclassLogger(Logger):
@@ -34,6 +38,10 @@ async def main() -> None:
         await logger.start()
     except OSError as error:  # no broker answers there (ConnectionError, TimeoutError, ...)
         raise lesson.no_broker(error) from None
+    except aio_pika.exceptions.AMQPError as error:  # the broker refused a declaration
+        with contextlib.suppress(Exception):
+            await logger.stop()
+        raise SystemExit(explain(error) or f"RabbitMQ refused: {error}") from None
     print(" [*] Waiting for events on the bus logger_metaclass. To stop press CTRL+C", flush=True)
 
     await lesson.stop_requested()

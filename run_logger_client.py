@@ -14,7 +14,10 @@ import asyncio
 import logging
 import sys
 
+import aio_pika
+
 from connectors.rabbit import lesson
+from course.refusals import explain
 from run_logger import MetaclassLogger
 
 
@@ -29,6 +32,9 @@ async def main(level: str) -> None:
                 await logger.info(event)
     except OSError as error:  # no broker answers there (ConnectionError, TimeoutError, ...)
         raise lesson.no_broker(error) from None
+    except aio_pika.exceptions.AMQPError as error:  # the broker refused the bus or the event
+        raise SystemExit(explain(error) or f"RabbitMQ refused: {error}") from None
+    # info() returns once the broker has the event (it confirmed it).
     print(f" [x] Sent {event} with the routing key {level!r}", flush=True)
 
 
