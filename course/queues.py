@@ -33,7 +33,7 @@ from course.broker.node import node_ctl
 from course.broker.resolve import WANTS, read_state
 
 # The fixed names the lessons and run scripts use; the last resort asks for these.
-COURSE_QUEUES = ("hello", "ack", "logger", "durable", "worker_metaclass", "rpc_queue")
+COURSE_QUEUES = ("hello", "ack", "logger", "durable", "transient", "worker_metaclass", "rpc_queue")
 COLUMNS = ("name", "messages_ready", "messages_unacknowledged", "consumers", "durable")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 

@@ -97,9 +97,14 @@ def explain(error: BaseException | str) -> str | None:
 
 
 def _value(raw: str) -> str:
-    """'false' -> False, 'true' -> True, the long form of a type name -> the name."""
-    raw = raw.strip().strip("'")
-    return {"false": "False", "true": "True"}.get(raw, raw)
+    """'false' -> False, 'true' -> True, "the value 'quorum' of type 'longstr'" -> quorum,
+    none -> (not set)."""
+    raw = raw.strip()
+    match = re.fullmatch(r"the value '([^']*)' of type '[^']*'?", raw)
+    if match:
+        return match.group(1)
+    raw = raw.strip("'")
+    return {"false": "False", "true": "True", "none": "(not set)"}.get(raw, raw)
 
 
 def _reply(text: str) -> str:
