@@ -35,7 +35,7 @@ async def main() -> None:
     connection = await lesson.connect()
     async with connection:  # closes the connection on the way out, even on Ctrl+C
         channel = await connection.channel()
-        queue = await channel.declare_queue("ack")
+        queue = await channel.declare_queue("ack", durable=True)  # survives a broker restart
         # no_ack=False is the default; it is spelled out here because it is the lesson.
         await queue.consume(on_message, no_ack=args.no_ack)
         print(" [*] Waiting for messages. To exit press CTRL+C")

@@ -25,7 +25,9 @@ async def on_message(message: AbstractIncomingMessage) -> None:
 
 async def receiver(connection: AbstractConnection) -> None:
     channel = await connection.channel()  # a light "virtual connection" inside the TCP one
-    queue = await channel.declare_queue("hello")  # idempotent: creates it only if missing
+    # durable=True: RabbitMQ 4.3 refuses a shared queue that is not durable (see README.md).
+    # Declaring is idempotent: it creates the queue only if it is missing.
+    queue = await channel.declare_queue("hello", durable=True)
     # no_ack=True: the broker forgets a message as soon as it hands it over (see the ack lesson)
     await queue.consume(on_message, no_ack=True)
 
@@ -34,7 +36,8 @@ async def sender() -> None:
     connection = await lesson.connect()
     async with connection:
         channel = await connection.channel()
-        await channel.declare_queue("hello")  # a message sent to a missing queue is dropped
+        # The same declaration as the receiver's: a message sent to a missing queue is dropped.
+        await channel.declare_queue("hello", durable=True)
         for i in range(2):
             body = f"{i} - Hello World!"
             # The default exchange ("") delivers to the queue named by routing_key.

@@ -25,7 +25,9 @@ async def main() -> None:
     connection = await lesson.connect()
     async with connection:  # closes the connection on the way out, even on Ctrl+C
         channel = await connection.channel()
-        queue = await channel.declare_queue("hello")  # idempotent: creates it only if missing
+        # durable=True: RabbitMQ 4.3 refuses a shared queue that is not durable (see README.md).
+        # Declaring is idempotent: it creates the queue only if it is missing.
+        queue = await channel.declare_queue("hello", durable=True)
         # no_ack=True: the broker forgets a message as soon as it hands it over (see the ack lesson)
         await queue.consume(on_message, no_ack=True)
         print(" [*] Waiting for messages. To exit press CTRL+C")

@@ -19,7 +19,8 @@ async def main() -> None:
     connection = await lesson.connect()
     async with connection:  # closes the connection at the end of the block
         channel = await connection.channel()
-        await channel.declare_queue("hello")  # a message sent to a missing queue is dropped
+        # The same declaration as the receiver's: a message sent to a missing queue is dropped.
+        await channel.declare_queue("hello", durable=True)
         for i in range(2):
             body = f"{i} - {text}"
             # The default exchange ("") delivers to the queue named by routing_key.

@@ -34,10 +34,11 @@ async def main() -> None:
     async with connection:
         channel = await connection.channel()
         logs = await channel.declare_exchange("logs", ExchangeType.FANOUT)
+        # Both kinds of queue are explained in to_stdout.py.
         if args.shared:
-            queue = await channel.declare_queue("logger", auto_delete=True)  # see to_stdout.py
+            queue = await channel.declare_queue("logger", durable=True, auto_delete=True)
         else:
-            queue = await channel.declare_queue(exclusive=True)  # see to_stdout.py
+            queue = await channel.declare_queue(exclusive=True)
         await queue.bind(logs)
         await queue.consume(on_message)
         print(f" [*] Queue {queue.name} is bound to exchange 'logs'. To exit press CTRL+C")

@@ -32,7 +32,8 @@ async def main() -> None:
         if args.shared:
             # One named queue for all loggers: they compete for its messages. auto_delete
             # removes it when the last logger stops, so it does not keep collecting logs.
-            queue = await channel.declare_queue("logger", auto_delete=True)
+            # durable=True only because RabbitMQ 4.3 refuses a shared queue that is not.
+            queue = await channel.declare_queue("logger", durable=True, auto_delete=True)
         else:
             # No name: the broker makes one up (amq.gen-...). exclusive: only this connection
             # may use it, and it is deleted when the connection closes.

@@ -45,7 +45,7 @@ async def main() -> None:
         # sends the next one only after an ack. Without set_qos there is no limit, and a busy
         # receiver hoards.
         await channel.set_qos(prefetch_count=args.prefetch)
-        queue = await channel.declare_queue("ack")  # the same queue as the ack lesson
+        queue = await channel.declare_queue("ack", durable=True)  # the ack lesson's queue
         await queue.consume(on_message)
         print(f" [*] Waiting for messages (prefetch_count={args.prefetch}). To exit press CTRL+C")
         await asyncio.Future()  # wait forever: Ctrl+C or SIGTERM ends it

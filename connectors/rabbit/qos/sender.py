@@ -9,7 +9,7 @@ with a limit on how many messages one receiver may hold.
 
 import sys
 
-from aio_pika import Message
+from aio_pika import DeliveryMode, Message
 
 from connectors.rabbit import lesson
 
@@ -20,8 +20,11 @@ async def main() -> None:
     connection = await lesson.connect()
     async with connection:
         channel = await connection.channel()
-        await channel.declare_queue("ack")  # idempotent: creates the queue only if it is missing
-        await channel.default_exchange.publish(Message(text.encode()), routing_key="ack")
+        # A work queue: durable, and its messages persistent, so that a broker restart loses
+        # neither (see the ack lesson's README). Declaring is idempotent.
+        await channel.declare_queue("ack", durable=True)
+        message = Message(text.encode(), delivery_mode=DeliveryMode.PERSISTENT)
+        await channel.default_exchange.publish(message, routing_key="ack")
         print(f" [x] Sent {text!r}")
 
 
