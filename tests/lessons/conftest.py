@@ -32,7 +32,7 @@ from course.checks import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = Path(os.environ.get("LESSONS_DIR") or ROOT / "connectors" / "rabbit").resolve()
-FIXED_QUEUES = ("hello", "ack", "logger")
+FIXED_QUEUES = ("hello", "ack", "logger", "durable", "transient")
 FIXED_EXCHANGES = ("logs", "logs_level")
 WAIT = 10.0  # seconds: how long any one expected line may take to show up
 
@@ -73,6 +73,13 @@ class Script:
         script = Path(self.command[1])
         return " ".join([f"{script.parent.name}/{script.name}", *self.command[2:]])
 
+    def one_line_error(self) -> str:
+        """What it printed on stderr, which must be one line and no traceback (a failure if not)."""
+        assert len(self.err) == 1 and "Traceback" not in self.err[0], (
+            f"{self.name} should explain the broker's refusal in one line on stderr" + self.report()
+        )
+        return self.err[0]
+
     def report(self) -> str:
         """What it printed, for failure messages."""
         out = "\n".join("    " + line for line in self.out) or "    (nothing)"
@@ -91,16 +98,27 @@ class Script:
     async def wait_for(
         self, text: str, times: int = 1, timeout: float = WAIT, why: str = ""
     ) -> None:
-        """Wait until ``text`` is in ``times`` lines of its output; ``why`` explains a failure."""
-        await eventually(
-            lambda: self.count(text) >= times,
-            timeout=timeout,
-            message=lambda: (
+        """Wait until ``text`` is in ``times`` lines of its output; ``why`` explains a failure.
+        A script that exits without printing it fails the wait at once."""
+
+        def message() -> str:
+            ended = "" if self.process.poll() is None else " (it exited without it)"
+            return (
                 (f"{why}\n" if why else "")
-                + f"{self.name}: expected {text!r} (x{times}) within {timeout:g} s"
+                + f"{self.name}: expected {text!r} (x{times}) within {timeout:g} s{ended}"
                 + self.report()
-            ),
+            )
+
+        await eventually(
+            lambda: self.count(text) >= times or self.process.poll() is not None,
+            timeout=timeout,
+            message=message,
         )
+        if self.count(text) < times:  # it exited: read the last of its output, then decide
+            for reader in self._readers:
+                reader.join(timeout=2)
+            if self.count(text) < times:
+                pytest.fail(message(), pytrace=False)
 
     async def finished(self, timeout: float = WAIT) -> int:
         await eventually(
@@ -176,38 +194,92 @@ async def _delete_fixed_names(connection: aio_pika.abc.AbstractConnection) -> No
 @pytest.fixture
 def queue_state(
     amqp_admin: aio_pika.abc.AbstractConnection,
-) -> Callable[[str], object]:
+) -> Callable[[str], Awaitable[tuple[int, int] | None]]:
     """``await queue_state("ack")`` -> (ready messages, consumers), or None if there is no queue."""
 
     async def state(name: str) -> tuple[int, int] | None:
-        channel = await amqp_admin.channel()
-        try:
-            queue = await channel.declare_queue(name, passive=True)
-        except aio_pika.exceptions.ChannelClosed:  # 404: no such queue
-            return None
-        result = queue.declaration_result
-        with contextlib.suppress(Exception):
-            await channel.close()
-        return result.message_count, result.consumer_count
+        return await passive_state(amqp_admin, name)
 
     return state
+
+
+async def passive_state(
+    connection: aio_pika.abc.AbstractConnection, name: str
+) -> tuple[int, int] | None:
+    """(ready messages, consumers) of the queue ``name``, or None if there is no such queue."""
+    channel = await connection.channel()
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+    except aio_pika.exceptions.ChannelClosed:  # 404: no such queue
+        return None
+    result = queue.declaration_result
+    with contextlib.suppress(Exception):
+        await channel.close()
+    return result.message_count, result.consumer_count
+
+
+@pytest.fixture
+def shape_differs(
+    amqp_admin: aio_pika.abc.AbstractConnection,
+) -> Callable[..., Awaitable[str | None]]:
+    """``await shape_differs("logger", durable=True, auto_delete=True)``: None when the queue
+    exists with exactly these arguments, else what differs (the broker's words)."""
+
+    async def differs(name: str, **shape: object) -> str | None:
+        if await passive_state(amqp_admin, name) is None:
+            return f"there is no queue {name!r}"
+        channel = await amqp_admin.channel()
+        try:  # the same declaration again changes nothing; another shape is refused (406)
+            await channel.declare_queue(name, **shape)
+        except aio_pika.exceptions.ChannelPreconditionFailed as error:
+            return str(error).split(" - ", 1)[-1]
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return None
+
+    return differs
+
+
+@pytest.fixture
+def take(amqp_admin: aio_pika.abc.AbstractConnection) -> Callable[[str], Awaitable[list]]:
+    """``await take("ack")``: every message waiting in the queue, taken out of it (acked)."""
+
+    async def take_all(name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        channel = await amqp_admin.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        taken = []
+        while message := await queue.get(fail=False):
+            await message.ack()
+            taken.append(message)
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return taken
+
+    return take_all
 
 
 @pytest.fixture
 def run(
     lesson_url: str, amqp_admin: aio_pika.abc.AbstractConnection, tmp_path: Path
 ) -> Iterator[Callable[..., Script]]:
-    """``run("ack", "receiver", "--no-ack", work=30, cwd=tmp_path)`` starts a lesson script."""
+    """``run("ack", "receiver", "--no-ack", work=30, cwd=tmp_path)`` starts a lesson script;
+    ``url=`` points it at another broker than the session's. ``run(path, "", ...)`` starts the
+    script at ``path`` instead (a check's own script that uses lesson.py)."""
     started: list[Script] = []
 
     def start(
-        lesson: str, script: str, *args: str, work: float = 0.2, cwd: Path | None = None
+        lesson: str | Path,
+        script: str,
+        *args: str,
+        work: float = 0.2,
+        cwd: Path | None = None,
+        url: str | None = None,
     ) -> Script:
-        path = LESSONS / lesson / f"{script}.py"
+        path = lesson if isinstance(lesson, Path) else LESSONS / lesson / f"{script}.py"
         shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) and cwd is None else path
         env = {
             **os.environ,
-            "RABBITMQ_URL": lesson_url,
+            "RABBITMQ_URL": url or lesson_url,
             "LESSON_WORK_SECONDS": str(work),
         }
         env.pop("PYTHONUNBUFFERED", None)  # the scripts must flush their prints themselves

@@ -1,11 +1,14 @@
 """Prove that each lesson check goes red when its lesson breaks.
 
-    python tests/lessons/mutants.py            # every mutant
-    python tests/lessons/mutants.py ack        # the mutants whose name contains "ack"
+    python tests/lessons/mutants.py                  # every mutant, on the broker found first
+    python tests/lessons/mutants.py ack              # the mutants whose name contains "ack"
+    python tests/lessons/mutants.py --rabbitmq 4     # on RabbitMQ 4.x with the 4.3 defaults
 
 Each mutant is a copy of connectors/ with one deliberate mistake (often one the chapter itself
 made). The lesson checks named for it run on that copy (``LESSONS_DIR``) and must fail; the
 script exits 1 if any mutant survives. It is an author's tool, not part of ``make test``.
+``--rabbitmq 4`` is passed on to pytest. A few mistakes cannot happen on a broker that refuses
+transient queues (an old transient queue left on it); those mutants run on 3.x only.
 """
 
 from __future__ import annotations
@@ -20,10 +23,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# name: (edits as (file under connectors/rabbit, old text, new text), checks that must fail)
+RESTART = (
+    "test_ack.py::test_after_a_broker_restart_only_persistent_messages_in_a_durable_queue_are_left"
+)
+SHARED = "test_logs.py::test_the_chapters_shared_queue_splits_messages_between_loggers"
+
+# name: (edits as (file under connectors/rabbit, old text, new text), checks that must fail).
+# Every occurrence of the old text is replaced; it must occur at least once.
 MUTANTS: dict[str, tuple[list[tuple[str, str, str]], list[str]]] = {
     "intro: sender does not declare the queue (messages to a missing queue are dropped)": (
-        [("intro/sender.py", 'await channel.declare_queue("hello")', "pass")],
+        [("intro/sender.py", 'await channel.declare_queue("hello", durable=True)', "pass")],
+        ["test_intro.py::test_messages_sent_while_no_receiver_runs_wait_for_one"],
+    ),
+    "intro: `hello` transient again, as before RabbitMQ 4.3 (declare_queue('hello'))": (
+        [
+            (f"intro/{name}.py", '"hello", durable=True)', '"hello")')
+            for name in ("sender", "receiver", "intro")
+        ],
         ["test_intro.py::test_messages_sent_while_no_receiver_runs_wait_for_one"],
     ),
     "intro: receiver consumes exclusively (no second receiver, no round robin)": (
@@ -42,6 +58,30 @@ MUTANTS: dict[str, tuple[list[tuple[str, str, str]], list[str]]] = {
         [("ack/receiver.py", "no_ack=args.no_ack)", "no_ack=False)")],
         ["test_ack.py::test_with_no_ack_a_killed_receiver_loses_the_message"],
     ),
+    "ack: the work queue `ack` transient (sender and receiver)": (
+        [(f"ack/{name}.py", '"ack", durable=True)', '"ack")') for name in ("sender", "receiver")],
+        ["test_ack.py::test_the_sender_puts_persistent_messages_in_a_durable_queue"],
+    ),
+    "ack: the sender publishes transient messages": (
+        [("ack/sender.py", ", delivery_mode=DeliveryMode.PERSISTENT)", ")")],
+        ["test_ack.py::test_the_sender_puts_persistent_messages_in_a_durable_queue"],
+    ),
+    "ack durability: the 'not persistent' message is persistent after all": (
+        [("ack/durability.py", "DeliveryMode.NOT_PERSISTENT)", "DeliveryMode.PERSISTENT)")],
+        [RESTART],
+    ),
+    "ack durability: the queue `durable` declared transient": (
+        [("ack/durability.py", '"durable", durable=True)', '"durable", durable=False)')],
+        [RESTART],
+    ),
+    "ack durability: check declares the queues without passive=True (and so makes them)": (
+        [("ack/durability.py", "(name, passive=True)", "(name, durable=QUEUES[name])")],
+        [RESTART],
+    ),
+    "ack durability: check acks what it looks at (and so takes the messages away)": (
+        [("ack/durability.py", "queue.get(fail=False)", "queue.get(fail=False, no_ack=True)")],
+        [RESTART],
+    ),
     "qos: no set_qos (a busy receiver hoards, and runs every message at once)": (
         [("qos/receiver.py", "await channel.set_qos(prefetch_count=args.prefetch)", "pass")],
         [
@@ -52,6 +92,28 @@ MUTANTS: dict[str, tuple[list[tuple[str, str, str]], list[str]]] = {
     "qos: prefetch_count stuck at 1 (--prefetch 3 never reached)": (
         [("qos/receiver.py", "prefetch_count=args.prefetch)", "prefetch_count=1)")],
         ["test_qos.py::test_one_receiver_runs_prefetch_count_handlers_at_once_and_no_more"],
+    ),
+    "qos: the sender publishes transient messages": (
+        [("qos/sender.py", ", delivery_mode=DeliveryMode.PERSISTENT)", ")")],
+        ["test_qos.py::test_the_sender_puts_persistent_messages_in_the_durable_queue_ack"],
+    ),
+    "qos: the receiver declares `ack` transient (406 against the durable one)": (
+        [("qos/receiver.py", '"ack", durable=True)', '"ack")')],
+        ["test_qos.py::test_a_busy_receiver_does_not_hoard_messages"],
+    ),
+    "logs: the shared queue `logger` transient, as before RabbitMQ 4.3": (
+        [
+            (f"logs/{name}.py", "durable=True, auto_delete=True)", "auto_delete=True)")
+            for name in ("to_stdout", "to_file")
+        ],
+        [SHARED],
+    ),
+    "logs: the shared queue `logger` outlives its loggers (no auto_delete)": (
+        [
+            (f"logs/{name}.py", "durable=True, auto_delete=True)", "durable=True)")
+            for name in ("to_stdout", "to_file")
+        ],
+        [SHARED],
     ),
     "logs: loggers share the queue 'logger' (the chapter's first try)": (
         [
@@ -83,6 +145,45 @@ MUTANTS: dict[str, tuple[list[tuple[str, str, str]], list[str]]] = {
         [("lesson.py", "sys.stdout.reconfigure(line_buffering=True)", "pass")],
         ["test_running.py::test_a_receiver_stops_cleanly[ack/receiver-ctrl_c]"],
     ),
+    "every lesson: a refusal where main() awaits it ends in a traceback": (
+        [
+            (
+                "lesson.py",
+                "raise SystemExit(_lost[0] if _lost else refusal(error)) from None",
+                "raise",
+            )
+        ],
+        [
+            "test_running.py::test_a_broker_refusal_ends_a_script_with_one_sentence[publish]",
+            "test_intro.py::test_a_hello_of_another_shape_gets_one_plain_sentence",
+        ],
+    ),
+    "every lesson: a refusal inside a consumer callback goes unnoticed (it waits forever)": (
+        [("lesson.py", "self.channel.close_callbacks.add(_on_channel_close)", "pass")],
+        ["test_running.py::test_a_broker_refusal_ends_a_script_with_one_sentence[callback]"],
+    ),
+    "every lesson: a refusal inside a consumer callback is logged with its traceback": (
+        [("lesson.py", "not (record.exc_info and _refused(record.exc_info[1]))", "True")],
+        ["test_running.py::test_a_broker_refusal_ends_a_script_with_one_sentence[callback]"],
+    ),
+    "every lesson: the event loop reports a refused callback with its traceback": (
+        [("lesson.py", "loop.set_exception_handler(_unless_refused)", "pass")],
+        ["test_running.py::test_a_broker_refusal_ends_a_script_with_one_sentence[callback]"],
+    ),
+    "every lesson: an old transient `hello` gets no advice on deleting it": (
+        [("lesson.py", "    if leftover:", "    if False:")],
+        ["test_intro.py::test_a_hello_of_another_shape_gets_one_plain_sentence"],
+    ),
+    "every lesson: a refused login gets the no-broker help, not one sentence": (
+        [
+            (
+                "lesson.py",
+                "except aio_pika.exceptions.ProbableAuthenticationError as",
+                "except aio_pika.exceptions.QueueEmpty as",
+            )
+        ],
+        ["test_running.py::test_a_refused_login_or_vhost_gets_one_sentence[password]"],
+    ),
     "every lesson: the no-broker message shows the password": (
         [
             (
@@ -103,14 +204,28 @@ def make_copy(edits: list[tuple[str, str, str]], into: Path) -> Path:
     for file, old, new in edits:
         path = lessons / file
         text = path.read_text()
-        if text.count(old) != 1:
-            raise SystemExit(f"mutant out of date: {old!r} is not in {file} exactly once")
+        if old not in text:
+            raise SystemExit(f"mutant out of date: {old!r} is not in {file}")
         path.write_text(text.replace(old, new))
     return lessons
 
 
+# Mistakes that need a transient queue left on the broker: none can exist on RabbitMQ 4.3.
+ONLY_ON_3 = {"every lesson: an old transient `hello` gets no advice on deleting it"}
+
+
 def main(argv: list[str]) -> int:
+    broker = []
+    if "--rabbitmq" in argv:
+        at = argv.index("--rabbitmq")
+        broker, argv = argv[at : at + 2], argv[:at] + argv[at + 2 :]
     wanted = [name for name in MUTANTS if not argv or any(word in name for word in argv)]
+    if broker:
+        skipped = [name for name in wanted if name in ONLY_ON_3]
+        wanted = [name for name in wanted if name not in ONLY_ON_3]
+        for name in skipped:
+            print(f"skip  (RabbitMQ 3.x only)  {name}")
+    began_all = time.monotonic()
     survivors = []
     for name in wanted:
         edits, checks = MUTANTS[name]
@@ -118,7 +233,7 @@ def main(argv: list[str]) -> int:
             lessons = make_copy(edits, Path(folder))
             began = time.monotonic()
             result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *broker,
                  *[f"tests/lessons/{check}" for check in checks]],
                 cwd=ROOT, env={**os.environ, "LESSONS_DIR": str(lessons), "COLUMNS": "400"},
                 capture_output=True, text=True, timeout=600,
@@ -134,7 +249,8 @@ def main(argv: list[str]) -> int:
             survivors.append(name)
             print(f"GREEN ({seconds:4.1f} s)  {name}: the checks did not notice (exit "
                   f"{result.returncode})\n" + "\n".join(lines[-5:]))  # fmt: skip
-    print(f"\n{len(wanted) - len(survivors)} of {len(wanted)} mutants made the lesson checks fail.")
+    print(f"\n{len(wanted) - len(survivors)} of {len(wanted)} mutants made the lesson checks fail "
+          f"({time.monotonic() - began_all:.0f} s).")  # fmt: skip
     return 1 if survivors else 0
 
 

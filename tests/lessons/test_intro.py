@@ -1,15 +1,26 @@
-"""Lesson intro: the broker keeps messages until a receiver comes; receivers share round robin."""
+"""Lesson intro: the broker keeps messages until a receiver comes; receivers share round robin.
+The queue `hello` is durable (RabbitMQ 4.3 refuses a transient one), and one that exists with
+another shape gets one plain sentence, not a traceback."""
+
+import pytest
 
 from course.checks import eventually
 
 
-async def test_messages_sent_while_no_receiver_runs_wait_for_one(run, send, queue_state):
+async def test_messages_sent_while_no_receiver_runs_wait_for_one(
+    run, send, queue_state, shape_differs
+):
     await send("intro", "first")
     await send("intro", "second")
     await eventually(
         lambda: _is(queue_state("hello"), (4, 0)),
         timeout=5,
         message="after two sender runs and no receiver, the queue `hello` should hold 4 messages",
+    )
+    differs = await shape_differs("hello", durable=True)
+    assert differs is None, (
+        "the queue `hello` should be durable (RabbitMQ 4.3 refuses a shared queue that is not), "
+        f"but the broker says: {differs}"
     )
 
     receiver = run("intro", "receiver")
@@ -62,3 +73,29 @@ async def _wait(condition, *scripts) -> None:
         timeout=10,
         message=lambda: "not every message arrived" + "".join(s.report() for s in scripts),
     )
+
+
+@pytest.mark.parametrize("shape", ["transient", "quorum"])
+@pytest.mark.parametrize("name", ["sender", "receiver", "intro"])
+async def test_a_hello_of_another_shape_gets_one_plain_sentence(
+    run, amqp_admin, broker, name, shape
+):
+    """A `hello` left on the broker with another shape: the script says so, in one line."""
+    if shape == "transient" and broker.denies_transient:
+        pytest.skip("this broker refuses transient queues, so none can be left over from before")
+    channel = await amqp_admin.channel()
+    if shape == "transient":  # what the lessons declared before RabbitMQ 4.3
+        await channel.declare_queue("hello", durable=False)
+    else:  # a student's own experiment with the same name
+        await channel.declare_queue("hello", durable=True, arguments={"x-queue-type": "quorum"})
+
+    script = run("intro", name)
+    assert await script.finished() == 1, "a refused declaration should exit 1" + script.report()
+    error = script.one_line_error()
+    assert "'hello'" in error, error
+    if shape == "transient":
+        assert "delete_queue hello" in error and "Delete" in error, (
+            "the sentence should say how to delete the old queue: " + error
+        )
+    else:
+        assert "x-queue-type" in error, error

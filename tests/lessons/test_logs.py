@@ -33,12 +33,17 @@ async def test_both_loggers_get_every_message_and_to_file_appends(run, send, tmp
 
 
 async def test_the_chapters_shared_queue_splits_messages_between_loggers(
-    run, send, queue_state, tmp_path
+    run, send, queue_state, shape_differs, tmp_path
 ):
     first = run("logs", "to_stdout", "--shared")
-    second = run("logs", "to_stdout", "--shared")
+    second = run("logs", "to_file", "--shared", cwd=tmp_path)
     await first.wait_for(" [*] Queue logger ")
     await second.wait_for(" [*] Queue logger ")
+    differs = await shape_differs("logger", durable=True, auto_delete=True)
+    assert differs is None, (
+        "the shared queue `logger` should be durable (RabbitMQ 4.3 refuses a shared queue that "
+        f"is not) and auto_delete (gone with its last logger), but the broker says: {differs}"
+    )
 
     for text in ("log-1", "log-2"):
         await send("logs", text)
@@ -48,7 +53,9 @@ async def test_the_chapters_shared_queue_splits_messages_between_loggers(
         message=lambda: "the two messages should arrive" + first.report() + second.report(),
     )
     assert (first.count(" [x] "), second.count(" [x] ")) == (1, 1), (
-        "on one shared queue the loggers compete: one message each" + first.report()
+        "on one shared queue the loggers compete: one message each"
+        + first.report()
+        + second.report()
     )
     await first.stop_cleanly()
     await second.stop_cleanly()

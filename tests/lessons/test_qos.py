@@ -1,5 +1,7 @@
 """Lesson qos: prefetch_count caps how many messages one receiver holds, and it is reached."""
 
+from aio_pika import DeliveryMode
+
 
 async def test_a_busy_receiver_does_not_hoard_messages(run, send):
     busy = run("qos", "receiver", work=60)
@@ -43,3 +45,19 @@ async def test_one_receiver_runs_prefetch_count_handlers_at_once_and_no_more(run
         + receiver.report()
     )
     await receiver.stop_cleanly()
+
+
+async def test_the_sender_puts_persistent_messages_in_the_durable_queue_ack(
+    send, shape_differs, take
+):
+    await send("qos", "task-0")
+    differs = await shape_differs("ack", durable=True)
+    assert differs is None, (
+        f"the work queue `ack` should be durable, but the broker says: {differs}"
+    )
+    taken = await take("ack")
+    assert [m.body for m in taken] == [b"task-0"], taken
+    assert taken[0].delivery_mode == DeliveryMode.PERSISTENT, (
+        "qos/sender.py should publish persistent messages (delivery_mode=PERSISTENT), "
+        f"but the message had delivery_mode={taken[0].delivery_mode}"
+    )
