@@ -8,11 +8,17 @@ scripts: on the reference solutions by default, or on your code with ``IMPL=task
 Every line a script prints is shown with its name and the time since the step began, followed
 by what to notice. Whatever the demo starts, it stops: scripts, vhost, and the broker if it
 started one.
+
+Task steps that are not written yet (a method of the task files that still raises a bare
+``NotImplementedError``, as the stubs do) are no failure: the demo skips that task, and says in
+one line at the end which steps are missing. Exit code 0 when every part went as the course
+says or was skipped that way, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import os
@@ -40,6 +46,44 @@ if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
 
 class StepFailed(Exception):
     pass
+
+
+class NotWrittenYet(Exception):
+    """A task part the student has not written yet: skipped, and named at the end."""
+
+
+TASKS = {"rmq_worker.py": "Task 1", "rmq_logger.py": "Task 2"}
+TASK_OF_PART = {"worker": "Task 1", "logger": "Task 2"}
+LEFTOVERS = ("hello", "ack", "worker_metaclass")  # queues older versions made transient
+
+
+def unwritten_steps(impl_dir: Path, file: str) -> list[str]:
+    """The methods in ``impl_dir/file`` that still raise a bare ``NotImplementedError`` (the
+    stubs' placeholder), as ``Worker.start (Step 2)``. A hook meant to be overridden raises it
+    with a message (``Worker.handler``), and is not counted."""
+    try:
+        tree = ast.parse((impl_dir / file).read_text())
+    except (OSError, SyntaxError):
+        return []
+    found = []
+    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        for method in cls.body:
+            if not isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if any(_bare_not_implemented(statement) for statement in method.body):
+                doc = ast.get_docstring(method) or ""
+                step = re.match(r"((?:Client )?[Ss]tep \d+)", doc)
+                found.append(f"{cls.name}.{method.name}" + (f" ({step.group(1)})" if step else ""))
+    return found
+
+
+def _bare_not_implemented(statement: ast.stmt) -> bool:
+    if not isinstance(statement, ast.Raise) or statement.exc is None:
+        return False
+    exc = statement.exc
+    if isinstance(exc, ast.Call) and not exc.args and not exc.keywords:
+        exc = exc.func
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
 
 
 @dataclass
@@ -109,6 +153,7 @@ class Tour:
         self.running: list[Script] = []
         self.step_began = time.monotonic()
         self.problems: list[str] = []
+        self.unwritten: dict[str, list[str]] = {}  # "Task 1": ["Worker.start (Step 2)", ...]
 
     # ------------------------------------------------------------------ narration
 
@@ -274,11 +319,19 @@ class Tour:
             seen = now
             await asyncio.sleep(quiet)
 
+    def skip_unwritten(self, file: str) -> None:
+        """Skip this task part, saying so, when steps of ``file`` are not written yet."""
+        missing = unwritten_steps(self.impl_dir, file)
+        if missing:
+            self.unwritten[TASKS[file]] = missing
+            raise NotWrittenYet(f"not written yet: {', '.join(missing)}")
+
     async def worker(self) -> None:
         self.chapter(
             f"6. Task 1, the Worker ({self.impl_name()}): capacity and a graceful stop",
             "Five jobs are put in the queue worker_metaclass; run_worker.py has capacity=2.",
         )
+        self.skip_unwritten("rmq_worker.py")
         for _ in range(5):
             await self.send("client", "run_worker_client.py", task=True)
         worker = await self.start("run_worker", "run_worker.py", task=True)
@@ -300,6 +353,7 @@ class Tour:
             f"7. Task 2, the Logger ({self.impl_name()}): an event bus with levels",
             "Two run_logger.py listen on the bus logger_metaclass; a client sends two events.",
         )
+        self.skip_unwritten("rmq_logger.py")
         first = await self.start("logger-1", "run_logger.py", task=True)
         second = await self.start("logger-2", "run_logger.py", task=True)
         await first.wait_for("Waiting for events")
@@ -320,16 +374,51 @@ class Tour:
         return str(self.impl_dir)
 
     async def run(self) -> int:
+        await self.remove_leftovers()
         for part in (self.intro, self.ack, self.qos, self.logs, self.logs_level,
                      self.worker, self.logger):  # fmt: skip
             try:
                 await part()
+            except NotWrittenYet as error:
+                print(f"  {DIM}Skipped, {error}{RESET}", flush=True)
             except StepFailed as error:
+                if any("is not written yet" in line for s in self.running for line in s.lines):
+                    print(f"  {DIM}Skipped: the task is not written yet (see above).{RESET}")
+                    self.unwritten.setdefault(TASK_OF_PART[part.__name__], [])
+                    continue
                 self.problems.append(f"{part.__name__}: {error}")
                 print(f"  {RED}Step did not go as expected:{RESET} {error}", flush=True)
             finally:
                 await self.stop_all()
         return 1 if self.problems else 0
+
+    async def remove_leftovers(self) -> None:
+        """Delete an empty, unused transient queue that an older version of the course left
+        under a name the tour uses: the lessons now declare it durable, and RabbitMQ would
+        refuse that (406). A queue that still holds messages is left alone; the lesson
+        script then says how to delete it."""
+        import aio_pika
+
+        connection = await aio_pika.connect(self.url, timeout=10)
+        async with connection:
+            for name in LEFTOVERS:
+                channel = await connection.channel()
+                try:
+                    queue = await channel.declare_queue(name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    continue  # no such queue: nothing to do
+                ready = queue.declaration_result.message_count
+                consumers = queue.declaration_result.consumer_count
+                channel = await connection.channel()
+                try:  # the same declaration as the lessons': refused if it is transient
+                    await channel.declare_queue(name, durable=True)
+                except aio_pika.exceptions.ChannelPreconditionFailed:
+                    if ready or consumers:
+                        continue
+                    channel = await connection.channel()
+                    await channel.queue_delete(name, if_unused=True, if_empty=True)
+                    self.show("demo", f"deleted the empty queue {name!r} an older version of "
+                                      "the course made transient")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,13 +439,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Running in {place.describe()}.", flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="course-demo-") as workdir:
-            code = asyncio.run(Tour(place.url, impl_dir, Path(workdir)).run())
+            tour = Tour(place.url, impl_dir, Path(workdir))
+            code = asyncio.run(tour.run())
     finally:
         place.delete()
         found.stop()
     print(f"\n{BOLD}Tour finished in {time.monotonic() - began:.0f} s.{RESET}")
     if code:
         print("Some steps did not go as the course says (see above).")
+    if tour.unwritten:
+        steps = "; ".join(f"{task}: {', '.join(missing) or 'see above'}"
+                          for task, missing in tour.unwritten.items())  # fmt: skip
+        print(f"Not written yet, so the tour skipped them: {steps}. The steps are in "
+              "connectors/rabbit/task/README.md; run `make demo` again once they are.")  # fmt: skip
     if found.management_url and not found.owned:
         print(f"Management UI: {found.management_url} (login guest / guest)")
     else:
