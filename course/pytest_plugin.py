@@ -77,6 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stretch: a starred test; skipped until its skip mark is removed or --stretch"
     )
+    config.addinivalue_line(
+        "markers",
+        "fixed_names: uses the course's fixed queue names (hello, ack, ...): such tests never run "
+        "at the same time (one xdist group)",
+    )
+    if not config.pluginmanager.hasplugin("xdist"):
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's grouping")
     try:
         directory = impl.resolve(config.getoption("impl"))
     except impl.ImplNotFound as error:
@@ -128,6 +135,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         logging_plugin.report_handler.addFilter(_NotClientLogs())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]  # an xdist hook
+    """With ``-n N``, every worker uses the one broker the controller found or started."""
+    found = _session_broker(node.config)
+    node.workerinput["course_broker_url"] = found.url
+    node.workerinput["course_management_url"] = found.management_url or ""
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         shown = impl.current().relative_to(Path.cwd())
@@ -138,6 +153,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("fixed_names") is not None:
+            # Under pytest-xdist (--dist loadgroup), such tests all run in one worker, in turn.
+            item.add_marker(pytest.mark.xdist_group("fixed-names"))
     if not config.getoption("stretch"):
         return
     for item in items:
@@ -163,6 +182,11 @@ def _session_broker(config: pytest.Config) -> broker_module.Broker:
         if reporter is not None:
             reporter.write_line(line)
 
+    handed = getattr(config, "workerinput", {}).get("course_broker_url")
+    if handed:  # an xdist worker: the controller found the broker; use that one, as a found one
+        os.environ["RABBITMQ_URL"] = handed
+        if config.workerinput.get("course_management_url"):
+            os.environ["RABBITMQ_MANAGEMENT_URL"] = config.workerinput["course_management_url"]
     try:
         found = broker_module.find_broker("tests", log=say, want=config.getoption("rabbitmq"))
     except broker_module.BrokerUnavailable as error:

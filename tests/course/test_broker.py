@@ -229,6 +229,7 @@ def test_a_management_api_proves_itself_or_is_not_used(broker) -> None:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.fixed_names  # it runs a lesson check
 def test_a_broker_elsewhere_never_gets_the_local_broker_tools_called(broker, tmp_path) -> None:
     """RABBITMQ_URL names a broker on another port: rabbitmqctl and friends are never run.
 

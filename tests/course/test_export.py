@@ -75,6 +75,7 @@ def test_pytest_is_red_on_the_stubs_and_green_with_the_reference(edition, rabbit
     assert " passed" in green.stdout and "skipped" in green.stdout  # starred ones stay skipped
 
 
+@pytest.mark.fixed_names
 def test_the_lessons_run_in_the_edition(edition, broker, tmp_path) -> None:
     place = vhost.create(broker.url, broker.management_url, prefix="course-export")
     env = {**os.environ, "RABBITMQ_URL": place.url, "PYTHONPATH": str(edition)}

@@ -39,7 +39,7 @@ async def test_a_robust_client_comes_back_after_a_cut(proxy, names) -> None:
     connection = await aio_pika.connect_robust(proxy.url, timeout=5, reconnect_interval=0.2)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue(names.queue())
+        queue = await channel.declare_queue(names.queue(), durable=True)
         restored = asyncio.Event()  # set once the connection and its channels are back
         connection.reconnect_callbacks.add(lambda *_: restored.set())
         proxy.cut()
