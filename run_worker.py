@@ -3,8 +3,9 @@
     python3 run_worker.py               # Ctrl+C (or SIGTERM) stops it
 
 It runs at most 2 jobs at a time (capacity=2); each takes WORK_SECONDS seconds (default 5),
-then the job is printed. Put jobs in with run_worker_client.py. The broker is RABBITMQ_URL
-(default amqp://guest:guest@localhost:5672/).
+then the job is printed. Put jobs in with run_worker_client.py. The queue is durable, so jobs
+wait there across a broker restart. The broker is RABBITMQ_URL (default
+amqp://guest:guest@localhost:5672/).
 """
 
 import asyncio
@@ -12,10 +13,12 @@ import logging
 import os
 import sys
 
+import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from connectors.rabbit import lesson
 from connectors.rabbit.task.rmq_worker import Worker, WorkerConfig
+from course.refusals import explain
 
 WORK_SECONDS = float(os.environ.get("WORK_SECONDS") or 5)
 
@@ -33,8 +36,10 @@ async def main() -> None:
     )
     try:
         await worker.start()
-    except (OSError, ConnectionError) as error:  # no broker answers there
-        raise lesson.no_broker(error) from None
+    except (OSError, aio_pika.exceptions.AMQPError) as error:
+        if explain(error) is None:  # no broker answers there
+            raise lesson.no_broker(error) from None
+        raise SystemExit(lesson.refusal(error)) from None  # it answered, and refused something
     print(" [*] Waiting for jobs in the queue worker_metaclass. To stop press CTRL+C", flush=True)
 
     await lesson.stop_requested()

@@ -43,7 +43,7 @@ async def consume(url: str, name: str, capacity: int, n: int) -> Stats:
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
-        await channel.declare_queue(queue)
+        await channel.declare_queue(queue, durable=True)
         await prefill(channel, queue, (task_body(i) for i in range(n)))
     finally:
         await connection.close()

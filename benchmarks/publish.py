@@ -67,7 +67,7 @@ async def run_raw(url: str, queue: str, n: int, concurrency: int) -> float:
     connection = await aio_pika.connect_robust(url)
     try:
         channel = await connection.channel()
-        await channel.declare_queue(queue)
+        await channel.declare_queue(queue, durable=True)  # as WorkerClient.put() does
         exchange = channel.default_exchange
 
         async def put(data: dict) -> None:
@@ -93,7 +93,7 @@ async def _purge(url: str, queue: str) -> None:
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
-        declared = await channel.declare_queue(queue)
+        declared = await channel.declare_queue(queue, durable=True)  # created on the first run
         await declared.purge()
     finally:
         await connection.close()

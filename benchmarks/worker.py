@@ -89,7 +89,7 @@ async def run_raw(url: str, queue: str, capacity: int, probe: Probe, delay: floa
     try:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=capacity)
-        declared = await channel.declare_queue(queue)
+        declared = await channel.declare_queue(queue, durable=True)  # as the Worker does
 
         async def on_message(msg: aio_pika.abc.AbstractIncomingMessage) -> None:
             await _handle(probe, delay)
@@ -114,7 +114,7 @@ async def run_peer(url: str, queue: str, capacity: int, probe: Probe, delay: flo
                 await asyncio.sleep(delay)
             probe.end()
 
-        await master.create_worker(queue, job)
+        await master.create_worker(queue, job, durable=True)
         await probe.wait(_timeout(probe.expected, delay, capacity))
     finally:
         await connection.close()
@@ -144,7 +144,7 @@ async def one_run(url: str, name: str, capacity: int, n: int, delay: float) -> P
         connection = await aio_pika.connect(url)
         try:
             channel = await connection.channel()
-            await channel.declare_queue(queue)
+            await channel.declare_queue(queue, durable=True)  # the work queue of the task
             await prefill(channel, queue, bodies)
         finally:
             await connection.close()

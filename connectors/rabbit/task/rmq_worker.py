@@ -4,6 +4,9 @@ The task text, with its steps and hints, is in connectors/rabbit/task/README.md 
 Replace every `raise NotImplementedError` below, one step at a time, and check with:
 
     pytest tests/connectors/rabbit/test_rmq_worker.py -vv
+
+The work queue is durable and the tasks persistent: both survive a broker restart, and
+RabbitMQ 4.3 refuses to declare a shared queue that is not durable.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ class WorkerClient:
         await self.stop()
 
     async def put(self, data: dict) -> None:
-        """Client step 1: send `data` as JSON to the queue named `config.queue_name`.
+        """Client step 1: send `data` as a persistent JSON task to the queue `config.queue_name`.
 
-        Connect the first time put() is called, declare the queue, then publish through the
-        default exchange with the queue name as the routing key.
+        The first call connects and declares the queue (durable=True); every call reuses that
+        one connection. Publish through the default exchange (routing key: the queue name) and
+        return once the broker has confirmed the task.
         """
         raise NotImplementedError
 
@@ -82,14 +86,16 @@ class Worker:
         raise NotImplementedError("subclass Worker and override handler()")
 
     async def _worker(self, msg: AbstractIncomingMessage) -> None:
-        """Step 1: call `self.handler(msg)`; when it succeeds, acknowledge (ack) the message.
+        """Step 1: call `self.handler(msg)`; ack the message when it succeeds, reject it if not.
 
-        start() registers this method as the queue's consumer: it runs once per message.
+        start() registers this method as the queue's consumer: it runs once per message. A
+        handler that raises must never stall the worker. Step 5 [*]: retry a failed task, at
+        most 3 tries in all.
         """
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Step 2: connect, declare the queue and register `self._worker` as its consumer.
+        """Step 2: connect, declare the queue (durable=True), register `self._worker` to consume.
 
         Return right away: messages are handled in the background, start() must not wait for
         them. Step 4 adds the capacity limit here too.
