@@ -1,10 +1,11 @@
 """The reference Task 1 solution's own promises, beyond what the graded suite asks of students.
 
-Retries and the dead-letter queue, graceful stop with a grace period, requeueing of work that
-never started, reconnecting after a network failure, config validation, bounded failure on an
-unreachable broker, passwords kept out of reprs and logs, and the message format (JSON,
-persistent, publisher confirms). Faults are real: a TCP proxy between the code and the broker
-cuts or refuses connections, and the broker itself refuses publishes to a full queue.
+Bounded retries with a queue per delay and the dead-letter queue, handlers that settle their own
+message, graceful stop with a grace period, requeueing of work that never started, reconnecting
+after a network failure, the quorum option, config validation, bounded failure on an unreachable
+broker, passwords kept out of reprs and logs, and the message format (JSON, persistent, publisher
+confirms) on a durable queue. Faults are real: a TCP proxy between the code and the broker cuts
+or refuses connections, and the broker itself refuses publishes to a full queue.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Record:
     """What a test handler saw. Tasks may say how long they take ({"work": s}) or fail."""
 
     def __init__(self, work: float = 0.05, fail: int = 0, gate: asyncio.Event | None = None):
-        self.work, self.fail, self.gate = work, fail, gate  # fail: first tries that raise
+        # fail: how many first tries of each task raise (a task may say {"fail": n} instead)
+        self.work, self.fail, self.gate = work, fail, gate
         self.started = self.running = self.peak = self.cancelled = 0
         self.tries: dict[str, list[float]] = {}  # task id -> when each try started
         self.done: list[dict] = []
@@ -56,7 +58,7 @@ class Record:
             raise
         finally:
             self.running -= 1
-        if len(self.tries[key]) <= self.fail:
+        if len(self.tries[key]) <= task.get("fail", self.fail):
             raise ValueError(f"boom on try {len(self.tries[key])}")
         self.done.append(task)
 
@@ -79,8 +81,9 @@ async def running(worker: ref.Worker) -> AsyncIterator[ref.Worker]:
 
 
 async def publish(amqp, queue: str, *tasks: dict, **properties) -> None:
+    """Publish tasks to the work queue, declared as the contract says: durable."""
     channel = await amqp.channel()
-    await channel.declare_queue(queue)
+    await channel.declare_queue(queue, durable=True)
     for task in tasks:
         body = json.dumps(task).encode()
         await channel.default_exchange.publish(
@@ -120,8 +123,10 @@ async def get_one(amqp, queue: str, timeout: float = 5.0) -> AbstractIncomingMes
     return got[0]
 
 
-def side_queues(names, queue: str) -> tuple[str, str]:
-    return names.also_delete_queue(f"{queue}.retry"), names.also_delete_queue(f"{queue}.dead")
+def side_queues(names, queue: str, *delays: float) -> tuple[list[str], str]:
+    """The retry queues (one per delay, in seconds) and the dead queue, deleted after the test."""
+    retries = [names.also_delete_queue(f"{queue}.retry.{round(d * 1000)}ms") for d in delays]
+    return retries, names.also_delete_queue(f"{queue}.dead")
 
 
 # --------------------------------------------------------------------------- the client
@@ -145,12 +150,12 @@ async def test_put_raises_when_the_broker_refuses_the_task(amqp, names, rabbitmq
     queue = names.queue()
     client = ref.WorkerClient(ref.WorkerClientConfig(rabbitmq_url, queue))
     async with client:
-        await client.put({"n": 0})  # connects and declares the queue with the defaults
+        await client.put({"n": 0})  # connects and declares the queue: durable, no arguments
         channel = await amqp.channel()
         await channel.queue_delete(queue)
         # The same name, now a queue that refuses publishes once it holds one message.
         arguments = {"x-max-length": 1, "x-overflow": "reject-publish"}
-        await channel.declare_queue(queue, arguments=arguments)
+        await channel.declare_queue(queue, durable=True, arguments=arguments)
         await client.put({"n": 1})
         with pytest.raises(aio_pika.exceptions.DeliveryError):
             await client.put({"n": 2})
@@ -204,7 +209,7 @@ async def test_a_failing_task_is_retried_with_a_delay_then_parked(
     amqp, names, rabbitmq_url, caplog
 ) -> None:
     queue = names.queue()
-    retry, dead = side_queues(names, queue)
+    retries, dead = side_queues(names, queue, 0.3, 0.6)
     record = Record(fail=99)
     await publish(amqp, queue, {"n": 1}, message_id="task-1")
     worker = make_worker(rabbitmq_url, queue, record, max_retries=2, retry_delay=0.3)
@@ -216,14 +221,16 @@ async def test_a_failing_task_is_retried_with_a_delay_then_parked(
                 lambda: len(record.tries["1"]) == 3, seconds=0.6, message="tried again after 3"
             )
     tries = record.tries["1"]
-    assert all(b - a >= 0.25 for a, b in itertools.pairwise(tries)), "no hot loop"
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert gaps[0] >= 0.25 and gaps[1] >= 0.55, f"retries 0.3 s, then 0.6 s apart: {gaps}"
     headers = parked.headers
     assert "ValueError: boom on try 3" in headers["x-error"]
     assert headers["x-error-type"] == "ValueError"
     assert headers["x-retry-count"] == 2
     assert headers["x-original-queue"] == queue
     assert json.loads(parked.body) == {"n": 1} and parked.message_id == "task-1"
-    assert await depth(amqp, queue) == 0 and await depth(amqp, retry) == 0
+    assert await depth(amqp, queue) == 0
+    assert [await depth(amqp, retry) for retry in retries] == [0, 0]
     logged = [r.getMessage() for r in caplog.records]
     assert any(queue in line and "task-1" in line and "parked" in line for line in logged)
     assert sum(queue in line and "task-1" in line for line in logged) == 3
@@ -231,7 +238,7 @@ async def test_a_failing_task_is_retried_with_a_delay_then_parked(
 
 async def test_a_task_that_fails_once_succeeds_on_its_retry(amqp, names, rabbitmq_url) -> None:
     queue = names.queue()
-    _, dead = side_queues(names, queue)
+    _, dead = side_queues(names, queue, 0.1)
     record = Record(fail=1)
     await publish(amqp, queue, {"n": 1}, {"n": 2})
     async with running(make_worker(rabbitmq_url, queue, record, retry_delay=0.1)):
@@ -239,17 +246,93 @@ async def test_a_task_that_fails_once_succeeds_on_its_retry(amqp, names, rabbitm
     assert await depth(amqp, queue) == 0 and await depth(amqp, dead) == 0
 
 
-async def test_the_work_queue_keeps_the_default_arguments(amqp, names, rabbitmq_url) -> None:
-    """Anyone may declare the queue with channel.declare_queue(name), before or after."""
+async def test_the_work_queue_is_durable_with_no_other_arguments(amqp, names, rabbitmq_url) -> None:
+    """Anyone may declare the queue with channel.declare_queue(name, durable=True)."""
     queue = names.queue()
-    side_queues(names, queue)
+    side_queues(names, queue, 0.1)
     record = Record(fail=1)
     await publish(amqp, queue, {"n": 1})  # declared first by "another program"
     async with running(make_worker(rabbitmq_url, queue, record, retry_delay=0.1)):
         await eventually(lambda: len(record.done) == 1, timeout=10, message="not retried")
         channel = await amqp.channel()
-        await channel.declare_queue(queue)  # would close the channel on different arguments
+        await channel.declare_queue(queue, durable=True)  # closes the channel if not equivalent
         await channel.close()
+    fresh = names.queue()  # this time the worker declares it first
+    async with running(make_worker(rabbitmq_url, fresh, Record())):
+        channel = await amqp.channel()
+        await channel.declare_queue(fresh, durable=True)
+        await channel.close()
+
+
+async def test_retries_with_different_delays_do_not_wait_behind_each_other(
+    amqp, names, rabbitmq_url
+) -> None:
+    """A short retry queued after a long one still comes back after its own, short delay.
+
+    Task "long" fails twice: its second retry waits 3 s. Task "short" fails once, after that:
+    its retry waits 0.3 s. With one retry queue and a TTL per message, "short" would sit behind
+    "long" (RabbitMQ expires messages only at the head of a queue) and come back after about 3 s.
+    """
+    queue = names.queue()
+    side_queues(names, queue, 0.3, 3.0)
+    record = Record()
+    worker = make_worker(rabbitmq_url, queue, record, retry_delay=0.3, retry_backoff=10)
+    async with running(worker):
+        await publish(amqp, queue, {"n": "long", "fail": 2})
+        await eventually(lambda: len(record.tries.get("long", ())) == 2, timeout=5, message="")
+        await asyncio.sleep(0.2)  # the long retry (3 s) is now waiting in its queue
+        await publish(amqp, queue, {"n": "short", "fail": 1})
+        await eventually(
+            lambda: len(record.tries.get("short", ())) == 2, timeout=5, message="short not retried"
+        )
+        first, second = record.tries["short"]
+        assert second - first < 1.5, f"the 0.3 s retry took {second - first:.2f} s"
+        assert len(record.tries["long"]) == 2, "the long retry came back too early"
+        await eventually(lambda: len(record.done) == 2, timeout=8, message="long not retried")
+    long_tries = record.tries["long"]
+    assert long_tries[2] - long_tries[1] >= 2.9, "the second retry of 'long' waits 3 s"
+
+
+async def test_a_handler_that_settles_its_own_message_is_left_alone(
+    amqp, names, rabbitmq_url, caplog
+) -> None:
+    """``async with msg.process():`` in a handler: no second ack, no false warning."""
+    queue = names.queue()
+    done: list[int] = []
+
+    class SelfSettling(ref.Worker):
+        async def handler(self, msg: AbstractIncomingMessage) -> None:
+            async with msg.process():
+                done.append(json.loads(msg.body)["n"])
+
+    await publish(amqp, queue, *({"n": n} for n in range(3)))
+    worker = SelfSettling(ref.WorkerConfig(rabbitmq_url, queue, capacity=1))
+    with caplog.at_level(logging.WARNING, logger=ref.__name__):
+        async with running(worker):
+            await eventually(lambda: len(done) == 3, timeout=5, message="not all handled")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert await depth(amqp, queue) == 0
+
+
+async def test_a_quorum_work_queue(amqp, names, rabbitmq_url) -> None:
+    """queue_type="quorum": the work queue and its retry queue are quorum queues."""
+    queue = names.queue()
+    side_queues(names, queue, 0.1)
+    record = Record(fail=1)
+    config = ref.WorkerClientConfig(rabbitmq_url, queue, queue_type="quorum")
+    async with ref.WorkerClient(config) as client:
+        await client.put({"n": 1})
+    worker = make_worker(rabbitmq_url, queue, record, queue_type="quorum", retry_delay=0.1)
+    async with running(worker):
+        await eventually(lambda: len(record.done) == 1, timeout=10, message="not retried")
+    channel = await amqp.channel()
+    quorum = {"x-queue-type": "quorum"}
+    back = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
+    # Each declaration closes the channel if the queue exists with other arguments.
+    await channel.declare_queue(queue, durable=True, arguments=quorum)
+    retry = {**quorum, **back, "x-message-ttl": 100}
+    await channel.declare_queue(f"{queue}.retry.100ms", durable=True, arguments=retry)
+    await channel.close()
 
 
 # --------------------------------------------------------------------------- stop
@@ -362,6 +445,8 @@ async def test_consumption_resumes_after_an_outage(proxy, amqp, names) -> None:
         ({"grace_period": -1}, "grace_period"),
         ({"max_retries": -1}, "max_retries"),
         ({"prefetch_count": 1, "capacity": 2}, "prefetch_count"),
+        ({"retry_backoff": 0.5}, "retry_backoff"),
+        ({"queue_type": "stream"}, "queue_type must be one of classic, quorum"),
     ],
 )
 def test_bad_settings_fail_at_construction(settings: dict, complaint: str) -> None:
@@ -373,6 +458,8 @@ def test_bad_settings_fail_at_construction(settings: dict, complaint: str) -> No
 def test_bad_client_settings_fail_at_construction() -> None:
     with pytest.raises(ValueError, match="queue_name"):
         ref.WorkerClientConfig("amqp://localhost/", "")
+    with pytest.raises(ValueError, match="queue_type"):
+        ref.WorkerClientConfig("amqp://localhost/", "jobs", queue_type="lazy")
     with pytest.raises(ValueError, match="not a valid URL") as raised:
         ref.WorkerClientConfig("amqp://guest:hunter2@localhost:99999/", "jobs")
     assert "hunter2" not in str(raised.value) and "****" in str(raised.value)
@@ -447,7 +534,7 @@ async def test_reprs_and_logs_never_show_the_password(amqp, names, rabbitmq_url,
     # A whole life, with failures and a refused login, logged at DEBUG by every library.
     password = urlsplit(rabbitmq_url).password or ""
     queue = names.queue()
-    side_queues(names, queue)
+    side_queues(names, queue, 0.05)
     record = Record(fail=99)
     with caplog.at_level(logging.DEBUG):
         worker = make_worker(rabbitmq_url, queue, record, max_retries=1, retry_delay=0.05)

@@ -2,20 +2,29 @@
 
 The task text is connectors/rabbit/task/README.md. What this version adds to the task:
 
-* Messages are JSON (``content_type="application/json"``), persistent, with a ``message_id``, and
-  published with publisher confirms: ``put()`` returns once the broker has the task.
+* The work queue is durable (``durable=True``, no other arguments unless ``queue_type`` says
+  quorum) and every task persistent, so both survive a broker restart; RabbitMQ 4.3 refuses
+  transient shared queues anyway. Tasks are JSON (``content_type="application/json"``) with a
+  ``message_id``, published with publisher confirms: ``put()`` returns once the broker has the
+  task, and raises when the broker refuses it.
 * Capacity is the channel's prefetch: the broker hands a worker at most ``capacity`` unacked
   messages, so a busy worker leaves the rest in the queue for others. A semaphore guards the
   same bound inside the process (for example while a reconnect overlaps old handlers).
 * A message is acked only after its handler succeeded. A handler that raises gets its message
-  retried ``max_retries`` times, ``retry_delay`` seconds apart (through a ``<queue>.retry`` queue
-  whose dead-letter target is the work queue), then parked in ``<queue>.dead`` with the error in
-  its headers. The work queue itself keeps the default arguments, so any other program (and the
-  tests) can declare it with ``channel.declare_queue(name)``.
+  tried again, at most ``max_retries`` more times (so at most 3 tries in all by default), then
+  parked in ``<queue>.dead`` with the error in its headers: never an endless loop. Retry number
+  ``k`` waits ``retry_delay * retry_backoff ** (k - 1)`` seconds in a queue of its own,
+  ``<queue>.retry.<ms>ms``, whose queue-level TTL dead-letters it back to the work queue.
+  RabbitMQ expires messages only at the head of a queue, so one shared retry queue with a TTL
+  per message would make a short retry wait behind a long one; a queue per delay cannot.
+* A handler may settle its own message (``async with msg.process():``); the worker then leaves
+  it alone.
 * ``stop()`` cancels the consumer, lets running handlers finish within ``grace_period`` seconds,
   cancels the rest (their messages go back to the queue, as do messages that were delivered but
   not started) and closes the connection.
 * Connections are robust: after a network failure the consumer comes back on its own.
+* ``queue_type="quorum"`` makes the work queue (and its retry and dead queues) quorum queues,
+  replicated across a cluster's nodes; the default is a classic queue.
 * Bad settings fail at construction with ``ValueError``; an unreachable broker fails within
   ``connect_timeout`` seconds with ``ConnectionError``. Passwords never appear in reprs,
   errors or log lines.
@@ -50,6 +59,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/json"
 RETRY_COUNT_HEADER = "x-retry-count"
 MAX_HEADER_TEXT = 1000  # characters of an error message kept in a header
+QUEUE_TYPES = ("classic", "quorum")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -97,16 +107,31 @@ def _check_number(name: str, value: object, minimum: float, whole: bool = False)
         raise ValueError(f"{name} must be {what} >= {minimum:g}, got {value!r}")
 
 
+def _check_queue_type(value: object) -> None:
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}, got {value!r}")
+
+
+def _queue_arguments(queue_type: str, **more: Any) -> dict[str, Any] | None:
+    """Declaration arguments: none for a classic queue, so that a plain
+    ``declare_queue(name, durable=True)`` elsewhere is equivalent to ours."""
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+    arguments.update(more)
+    return arguments or None
+
+
 @dataclass
 class WorkerClientConfig:
     rabbit_url: str  # amqp://user:password@host:5672/vhost
     queue_name: str  # the queue the tasks go to
     connect_timeout: float = 10.0  # seconds to reach the broker before put() gives up
+    queue_type: str = "classic"  # "quorum": declare the work queue as a quorum queue
 
     def __post_init__(self) -> None:
         _check_url(self.rabbit_url)
         _check_queue_name(self.queue_name)
         _check_number("connect_timeout", self.connect_timeout, 0.001)
+        _check_queue_type(self.queue_type)
 
     def __repr__(self) -> str:
         return (
@@ -121,11 +146,13 @@ class WorkerConfig:
     queue_name: str  # the queue the tasks come from
     capacity: int = 1  # at most this many handlers run at once
     grace_period: float = 10.0  # stop(): seconds running handlers get to finish
-    max_retries: int = 3  # a failing message is tried 1 + max_retries times, then parked
-    retry_delay: float = 1.0  # seconds between two tries of a failing message
+    max_retries: int = 2  # a failing message is tried 1 + max_retries times, then parked
+    retry_delay: float = 1.0  # seconds before the first retry of a failing message
+    retry_backoff: float = 2.0  # each further retry waits this many times longer
     prefetch_count: int | None = None  # messages the broker may hand over at once (>= capacity)
     reconnect_interval: float = 1.0  # seconds between reconnection attempts
     connect_timeout: float = 10.0  # seconds to reach the broker before start() gives up
+    queue_type: str = "classic"  # "quorum": a quorum work queue (and retry and dead queues)
 
     def __post_init__(self) -> None:
         _check_url(self.rabbit_url)
@@ -136,12 +163,18 @@ class WorkerConfig:
         _check_number("grace_period", self.grace_period, 0)
         _check_number("max_retries", self.max_retries, 0, whole=True)
         _check_number("retry_delay", self.retry_delay, 0)
+        _check_number("retry_backoff", self.retry_backoff, 1)
         _check_number("reconnect_interval", self.reconnect_interval, 0.01)
         _check_number("connect_timeout", self.connect_timeout, 0.001)
+        _check_queue_type(self.queue_type)
         if self.prefetch_count is not None:
             _check_number("prefetch_count", self.prefetch_count, self.capacity, whole=True)
             if self.prefetch_count > 65535:
                 raise ValueError("prefetch_count must be at most 65535")
+
+    def retry_delay_of(self, retry: int) -> float:
+        """Seconds that retry number ``retry`` (1, 2, ...) of a failing message waits."""
+        return self.retry_delay * self.retry_backoff ** (retry - 1)
 
     def __repr__(self) -> str:
         return (
@@ -167,6 +200,13 @@ async def _connect(
         if isinstance(error, TimeoutError):
             reason = f"no answer within {timeout:g} s"
         raise ConnectionError(f"cannot connect to RabbitMQ at {mask_url(url)}: {reason}") from None
+
+
+async def _declare_work_queue(
+    channel: aio_pika.abc.AbstractChannel, name: str, queue_type: str
+) -> AbstractQueue:
+    """The work queue: durable (it and its persistent tasks outlive a broker restart)."""
+    return await channel.declare_queue(name, durable=True, arguments=_queue_arguments(queue_type))
 
 
 def _task_message(body: bytes, **properties: Any) -> aio_pika.Message:
@@ -222,7 +262,7 @@ class WorkerClient:
             # Returned as unroutable: someone deleted the queue since we declared it. Declare it
             # again and publish once more. A refusal (Basic.Nack: DeliveryError) is the caller's
             # to see, as is a second failure.
-            await channel.declare_queue(self.config.queue_name)
+            await _declare_work_queue(channel, self.config.queue_name, self.config.queue_type)
             await channel.default_exchange.publish(
                 message, routing_key=self.config.queue_name, mandatory=True
             )
@@ -230,10 +270,11 @@ class WorkerClient:
     async def _ready_channel(self) -> AbstractRobustChannel:
         async with self._connecting:
             if self._channel is None:
-                connection = await _connect(self.config.rabbit_url, self.config.connect_timeout)
+                config = self.config
+                connection = await _connect(config.rabbit_url, config.connect_timeout)
                 try:
                     channel = await connection.channel(on_return_raises=True)
-                    await channel.declare_queue(self.config.queue_name)
+                    await _declare_work_queue(channel, config.queue_name, config.queue_type)
                 except BaseException:
                     await connection.close()
                     raise
@@ -291,36 +332,44 @@ class Worker:
     # ------------------------------------------------------------------ consuming
 
     async def _worker(self, msg: AbstractIncomingMessage) -> None:
-        """Run ``handler`` on one delivered message and settle it: ack on success."""
+        """Run ``handler`` on one delivered message and settle it: ack on success.
+
+        A failure is retried later (bounded), then parked; a message the handler settled itself
+        (``msg.process()``, ``msg.ack()``) is left as it is.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        settled = False
         try:
             async with self._slots:
                 if self._stopping:
                     # Delivered (prefetched) but not started: it goes back for someone else.
-                    settled = True
                     await self._settle(msg, "nack", requeue=True)
                     return
                 try:
                     await self.handler(msg)
                 except Exception as error:
-                    settled = True
-                    await self._retry_or_park(msg, error)
+                    if msg.processed:
+                        log.warning(
+                            "Handler failed on message %s from queue %r after settling it "
+                            "itself; leaving it as the handler did: %s",
+                            _message_id(msg), self.config.queue_name, _described(error),
+                        )  # fmt: skip
+                    else:
+                        await self._retry_or_park(msg, error)
                 else:
-                    settled = True
                     await self._settle(msg, "ack")
         except asyncio.CancelledError:
             # stop() ran out of grace, or the channel went away: let the broker have it back.
-            if not settled:
-                await self._settle(msg, "nack", requeue=True)
+            await self._settle(msg, "nack", requeue=True)
             raise
         finally:
             self._tasks.discard(task)
 
     async def _settle(self, msg: AbstractIncomingMessage, action: str, **kwargs: Any) -> bool:
-        """Ack / nack, tolerating a channel that has gone: the broker then requeues by itself."""
+        """Ack / nack once, tolerating a channel that has gone: the broker then requeues."""
+        if msg.processed:
+            return True  # the handler settled it (msg.process()), or we already did
         try:
             await getattr(msg, action)(**kwargs)
             return True
@@ -333,23 +382,22 @@ class Worker:
 
     async def _retry_or_park(self, msg: AbstractIncomingMessage, error: Exception) -> None:
         """A handler failed: republish for a later try, or park in ``<queue>.dead``; then ack."""
+        config = self.config
         retries = _retry_count(msg)
-        queue = self.config.queue_name
-        tries = self.config.max_retries + 1
-        described = f"{type(error).__name__}: {error}"[:MAX_HEADER_TEXT]
-        headers = {**(msg.headers or {}), "x-last-error": described}
+        queue = config.queue_name
+        tries = config.max_retries + 1
+        described = _described(error)
+        headers = {**_own_headers(msg), "x-last-error": described}
         try:
-            if retries < self.config.max_retries:
+            if retries < config.max_retries:
+                delay = config.retry_delay_of(retries + 1)
                 log.warning(
                     "Handler failed on message %s from queue %r (try %d of %d), "
                     "trying again in %g s: %s",
-                    _message_id(msg), queue, retries + 1, tries, self.config.retry_delay,
-                    described,
+                    _message_id(msg), queue, retries + 1, tries, delay, described,
                 )  # fmt: skip
                 headers[RETRY_COUNT_HEADER] = retries + 1
-                await self._publish_copy(
-                    msg, await self._retry_queue(), headers, expiration=self.config.retry_delay
-                )
+                await self._publish_copy(msg, await self._retry_queue(delay), headers)
             else:
                 dead = await self._dead_queue()
                 log.error(
@@ -371,18 +419,15 @@ class Worker:
                 _message_id(msg), queue, publish_error,
             )  # fmt: skip
             self._side_queues.clear()
-            await asyncio.sleep(self.config.retry_delay)
+            await asyncio.sleep(max(config.retry_delay, 0.1))
             await self._settle(msg, "nack", requeue=True)
             return
         await self._settle(msg, "ack")
 
     async def _publish_copy(
-        self,
-        msg: AbstractIncomingMessage,
-        routing_key: str,
-        headers: dict[str, Any],
-        expiration: float | None = None,
+        self, msg: AbstractIncomingMessage, routing_key: str, headers: dict[str, Any]
     ) -> None:
+        """Publish a persistent copy of ``msg`` and wait for the broker's confirm."""
         if self._channel is None:
             raise RuntimeError("the worker is not started")
         copy = aio_pika.Message(
@@ -396,30 +441,40 @@ class Worker:
             timestamp=msg.timestamp,
             type=msg.type,
             app_id=msg.app_id,
-            expiration=expiration,
         )
         await self._channel.default_exchange.publish(copy, routing_key=routing_key, mandatory=True)
 
-    async def _retry_queue(self) -> str:
-        """``<queue>.retry``: messages wait out their delay there, then return to the queue."""
-        name = f"{self.config.queue_name}.retry"
-        if name not in self._side_queues and self._channel is not None:
-            await self._channel.declare_queue(
-                name,
-                arguments={
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.config.queue_name,
-                },
-            )
-            self._side_queues.add(name)
+    async def _retry_queue(self, delay: float) -> str:
+        """``<queue>.retry.<ms>ms``: a message waits ``delay`` there, then returns to the queue.
+
+        One queue per delay, with the TTL on the queue: all its messages wait equally long, so
+        the one at the head always expires first, and no retry waits behind a longer one.
+        """
+        milliseconds = round(delay * 1000)
+        name = f"{self.config.queue_name}.retry.{milliseconds}ms"
+        await self._side_queue(
+            name,
+            **{
+                "x-message-ttl": milliseconds,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.config.queue_name,
+            },
+        )
         return name
 
     async def _dead_queue(self) -> str:
+        """``<queue>.dead``: tasks that failed every try wait there for a human."""
         name = f"{self.config.queue_name}.dead"
-        if name not in self._side_queues and self._channel is not None:
-            await self._channel.declare_queue(name)
-            self._side_queues.add(name)
+        await self._side_queue(name)
         return name
+
+    async def _side_queue(self, name: str, **arguments: Any) -> None:
+        if name in self._side_queues or self._channel is None:
+            return
+        await self._channel.declare_queue(
+            name, durable=True, arguments=_queue_arguments(self.config.queue_type, **arguments)
+        )
+        self._side_queues.add(name)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -441,7 +496,9 @@ class Worker:
                 self._connection = connection
                 self._channel = await connection.channel(on_return_raises=True)
                 await self._channel.set_qos(prefetch_count=config.prefetch_count or config.capacity)
-                self._queue = await self._channel.declare_queue(config.queue_name)
+                self._queue = await _declare_work_queue(
+                    self._channel, config.queue_name, config.queue_type
+                )
                 self._consumer_tag = await self._queue.consume(self._worker)
             except BaseException:
                 self._connection = self._channel = self._queue = None
@@ -503,6 +560,19 @@ def _retry_count(msg: AbstractIncomingMessage) -> int:
         return max(0, int(value))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0
+
+
+def _own_headers(msg: AbstractIncomingMessage) -> dict[str, Any]:
+    """The message's headers without those the broker adds when it dead-letters it."""
+    return {
+        key: value
+        for key, value in (msg.headers or {}).items()
+        if key != "x-death" and not key.startswith(("x-first-death-", "x-last-death-"))
+    }
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:MAX_HEADER_TEXT]
 
 
 def _message_id(msg: AbstractIncomingMessage) -> str:
