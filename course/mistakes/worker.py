@@ -3,7 +3,12 @@
 ``tests/course/test_mistakes.py`` runs the graded suite (``--stretch``) on every entry and
 requires a failure whose message matches ``expect``: the suite must not only reject the mistake
 but name it. Most entries edit ``worker_student.py``, a plain correct solution written the way a
-student would; a few edit the reference, whose extra machinery must not hide a mistake either.
+student would; a few edit the other correct styles (``queue.iterator()``, a semaphore with
+retries counted in a header) or the reference, whose extra machinery must not hide a mistake
+either. Every base must get full marks.
+
+Each expectation also holds on RabbitMQ 4.x with the 4.3 defaults, where a transient queue is
+refused outright (one sentence from ``course.refusals``) instead of being created.
 """
 
 from __future__ import annotations
@@ -15,27 +20,30 @@ from course.mistakes import Mistake
 
 MODULE = "rmq_worker"
 SUITE = "tests/connectors/rabbit/test_rmq_worker.py"
+HERE = Path(__file__).parent
 BASES = {
     "reference": REFERENCE_DIR / "rmq_worker.py",
-    "student": Path(__file__).with_name("worker_student.py"),
+    "student": HERE / "worker_student.py",
+    "student_iterator": HERE / "worker_student_iterator.py",
+    "student_semaphore": HERE / "worker_student_semaphore.py",
 }
 
 SET_QOS = "        await channel.set_qos(prefetch_count=self.config.capacity)\n"
 CONSUME = "        self.consumer_tag = await self.queue.consume(self._worker)\n"
-HANDLE_AND_SETTLE = (
-    "        try:\n"
-    "            await self.handler(msg)\n"
+DECLARE = "self.queue = await channel.declare_queue(self.config.queue_name, durable=True)"
+ON_FAILURE = (
     "        except Exception:\n"
-    "            await msg.nack(requeue=True)\n"
-    "        else:\n"
-    "            await msg.ack()\n"
+    '            log.exception("task failed (redelivered: %s)", msg.redelivered)\n'
+    "            await msg.nack(requeue=not msg.redelivered)\n"
 )
+ACK = "        else:\n            await msg.ack()\n"
 CLIENT_CONNECT = (
     "        if self.connection is None:\n"
     "            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
     "            self.channel = await self.connection.channel()\n"
-    "            await self.channel.declare_queue(self.config.queue_name)\n"
+    "            await self.channel.declare_queue(self.config.queue_name, durable=True)\n"
 )
+CLIENT_DECLARE = "await self.channel.declare_queue(self.config.queue_name, durable=True)"
 CLIENT_PUBLISH = (
     "        await self.channel.default_exchange.publish(message, "
     "routing_key=self.config.queue_name)"
@@ -56,14 +64,23 @@ CANCEL_CONSUMER = (
 )
 WAIT_FOR_TASKS = "        if self.tasks:\n            await asyncio.wait(self.tasks)\n"
 
-
 # The suite stops at the first failure (-x): the first message a student reads must name the
 # mistake, not merely some message further down.
 FIRST_FAILURE = ("-x",)
 
+# How a transient queue is caught: on 3.x the broker creates it and the suite sees it is not
+# durable; on 4.x with the 4.3 defaults the broker refuses the declaration.
+REFUSED_TRANSIENT = r"RabbitMQ 4\.x with the 4\.3 defaults refused to declare a transient"
 
-def student(id: str, summary: str, edits: list[tuple[str, str]], expect: str) -> Mistake:
-    return Mistake(id, summary, tuple(edits), expect, base="student", extra_args=FIRST_FAILURE)
+
+def student(
+    id: str, summary: str, edits: list[tuple[str, str]], expect: str, base: str = "student"
+) -> Mistake:
+    return Mistake(id, summary, tuple(edits), expect, base=base, extra_args=FIRST_FAILURE)
+
+
+def reference(id: str, summary: str, edits: list[tuple[str, str]], expect: str) -> Mistake:
+    return Mistake(id, summary, tuple(edits), expect, extra_args=FIRST_FAILURE)
 
 
 MISTAKES = [
@@ -72,7 +89,8 @@ MISTAKES = [
         "no-prefetch",
         "never sets the prefetch, so every waiting message runs at once",
         [(SET_QOS, "")],
-        r"Step 4: at most capacity=1 handlers may run at once, but \d+ ran together.*set_qos",
+        r"Step 4: at most capacity=1 handlers may run at once, but \d+ ran together before any "
+        r"of them had finished.*set_qos",
     ),
     student(
         "prefetch-one",
@@ -105,31 +123,53 @@ MISTAKES = [
         ],
         r"the other 4 should stay in the queue.*took them all",
     ),
+    student(
+        "ack-multiple",
+        "acks with multiple=True, which also acks the earlier messages still running",
+        [("            await msg.ack()\n", "            await msg.ack(multiple=True)\n")],
+        r"Step 4: at most capacity=3 handlers may run at once, but \d ran together once a "
+        r"handler had finished.*multiple=True",
+    ),
+    student(
+        "iterator-awaits-each-task",
+        "reads queue.iterator() and awaits each task in the loop: one task at a time",
+        [
+            (
+                "            task = asyncio.create_task(self._worker(msg))\n"
+                "            self.running.add(task)\n"
+                "            task.add_done_callback(self.running.discard)\n",
+                "            await self._worker(msg)\n",
+            )
+        ],
+        r"capacity=3 lets 3 handlers run at once.*at most 1 ran together",
+        base="student_iterator",
+    ),
     # ------------------------------------------------------------------ acknowledgements (Step 1)
     student(
         "no-ack",
         "never acks: handled messages come back after stop, and capacity=1 stalls",
-        [("        else:\n            await msg.ack()\n", "")],
-        r"Step 1: the handler succeeded, but the message went back to the queue",
+        [(ACK, "")],
+        r"Step 1: the handler succeeded, but the message went back to the queue: _worker did "
+        r"not acknowledge it",
     ),
     student(
         "ack-not-awaited",
         "calls msg.ack() without await, so the ack is never sent",
         [("            await msg.ack()", "            msg.ack()")],
-        r"Step 1: the handler succeeded, but the message went back to the queue",
+        r"Step 1: the handler succeeded, but the message went back to the queue.*not awaited",
     ),
     student(
         "handler-not-awaited",
         "calls self.handler(msg) without await, so the handler never runs",
         [("            await self.handler(msg)", "            self.handler(msg)")],
-        r"Step 1: worker._worker\(message\) returned, but the handler did not run",
+        r"Step 1: worker\._worker\(message\) returned, but the handler did not run",
     ),
     student(
         "ack-before-handler",
         "acks as soon as the message arrives, before the handler has run",
         [
             (
-                HANDLE_AND_SETTLE,
+                "        try:\n            await self.handler(msg)\n" + ON_FAILURE + ACK,
                 "        try:\n"
                 "            await msg.ack()\n"
                 "            await self.handler(msg)\n"
@@ -137,26 +177,64 @@ MISTAKES = [
                 "            pass\n",
             )
         ],
-        r"at most capacity=\d handlers may run at once, but \d+ ran together",
+        r"Step 1: the handler got a message that _worker had already acknowledged",
+    ),
+    # ------------------------------------------------------------------ failures (Steps 1, 5)
+    student(
+        "no-except",
+        "Step 1 without an except: a handler error leaves its message unsettled, the worker stalls",
+        [(ON_FAILURE + ACK, "            await msg.ack()\n")],
+        r"Step 1: the handler raised on one of 6 tasks.*let the exception escape without "
+        r"settling that message",
+    ),
+    student(
+        "swallows-errors",
+        "catches the handler's error and logs it, but never settles the message",
+        [("            await msg.nack(requeue=not msg.redelivered)\n", "")],
+        r"Step 1: the handler raised on one of 6 tasks.*never settled that message",
+    ),
+    student(
+        "requeue-forever",
+        "requeues a failed task every time: a task that always fails loops forever",
+        [("msg.nack(requeue=not msg.redelivered)", "msg.nack(requeue=True)")],
+        r"Step 1: the task whose handler always raises was tried \d+ times",
+    ),
+    student(
+        "requeue-forever-after-a-pause",
+        "sleeps a little, then requeues a failed task: still forever",
+        [
+            (
+                "            await msg.nack(requeue=not msg.redelivered)\n",
+                "            await asyncio.sleep(0.2)\n            await msg.nack(requeue=True)\n",
+            )
+        ],
+        r"Step 1: the task whose handler always raises was tried \d+ times",
+    ),
+    student(
+        "header-retries-without-a-bound",
+        "retries through a header but copies the old headers, so the count never grows",
+        [('headers={"x-tries": tries + 1}', "headers=msg.headers")],
+        r"Step 1: the task whose handler always raises was tried \d+ times",
+        base="student_semaphore",
+    ),
+    student(
+        "drops-failed-tasks",
+        "rejects every failed task without requeue: a task that fails once is lost",
+        [("msg.nack(requeue=not msg.redelivered)", "msg.nack(requeue=False)")],
+        r"Step 5: the first try of each of 4 tasks raised.*0 of them were tried again.*dropped",
     ),
     student(
         "process-drops-failures",
         "uses `async with msg.process()`, which rejects a failed message without requeue",
         [
             (
-                HANDLE_AND_SETTLE,
+                "        try:\n            await self.handler(msg)\n" + ON_FAILURE + ACK,
                 "        try:\n"
                 "            async with msg.process():\n"
                 "                await self.handler(msg)\n",
             )
         ],
-        r"first try of each of 2 tasks raised.*0 of them were tried again",
-    ),
-    student(
-        "reject-failed-message",
-        "rejects a failed message, expecting the broker to deliver it again",
-        [("            await msg.nack(requeue=True)", "            await msg.reject()")],
-        r"first try of each of 2 tasks raised.*0 of them were tried again",
+        r"Step 5: the first try of each of 4 tasks raised.*0 of them were tried again",
     ),
     # ------------------------------------------------------------ start / stop (Steps 2, 3, 5)
     student(
@@ -166,15 +244,12 @@ MISTAKES = [
         r"Step 2: worker\.start\(\) did not finish within 5 s",
     ),
     student(
-        "start-declares-a-durable-queue",
-        "declares the work queue durable=True, unlike every other program that uses it",
-        [
-            (
-                "self.queue = await channel.declare_queue(self.config.queue_name)",
-                "self.queue = await channel.declare_queue(self.config.queue_name, durable=True)",
-            )
-        ],
-        r"exists with other settings than the defaults",
+        "declares-a-transient-queue",
+        "the worker declares the work queue without durable=True",
+        [(DECLARE, DECLARE.replace(", durable=True", ""))],
+        r"Step 2: (your code declared the queue .* transient \(durable=False\)|worker\.start\(\): "
+        + REFUSED_TRANSIENT
+        + ")",
     ),
     student(
         "stop-closes-only-the-channel",
@@ -193,6 +268,13 @@ MISTAKES = [
         "stop() is an empty method (the NotImplementedError was just deleted)",
         [(CANCEL_CONSUMER + WAIT_FOR_TASKS + WORKER_CLOSE.split("\n", 1)[1], "        pass\n")],
         r"Step 3: (after stop\(\) the broker still sees|a task put after stop\(\) was still)",
+    ),
+    student(
+        "stop-waits-on-an-empty-set",
+        "stop() calls asyncio.wait(self.tasks) also when no handler runs",
+        [(WAIT_FOR_TASKS, "        await asyncio.wait(self.tasks)\n")],
+        r"Step 3: worker\.stop\(\) raised ValueError: Set of Tasks/Futures is empty.*"
+        r"asyncio\.wait\(\) refuses an empty set",
     ),
     student(
         "stop-does-not-wait",
@@ -215,7 +297,14 @@ MISTAKES = [
                 "connect(self.config.rabbit_url)\n        channel",
             )
         ],
-        r"Step 5: after the connection to the broker was cut, the worker did not handle",
+        r"Step 5: after the network dropped the worker's connection, the worker handled 0 of "
+        r"the 3 tasks.*never connected again",
+    ),
+    student(
+        "exclusive-consumer",
+        "consumes with exclusive=True: after a partition the old consumer keeps the new one out",
+        [(CONSUME, CONSUME.replace("(self._worker)", "(self._worker, exclusive=True)"))],
+        r"Step 5: after a network partition cut the worker's connection.*exclusive=True",
     ),
     # ------------------------------------------------------------------ the client
     student(
@@ -239,21 +328,73 @@ MISTAKES = [
     student(
         "client-does-not-declare",
         "the client publishes without declaring the queue: tasks before any worker are lost",
-        [("            await self.channel.declare_queue(self.config.queue_name)\n", "")],
+        [(f"            {CLIENT_DECLARE}\n", "")],
         r"Client step 1: the queue .* did not exist before put\(\)",
     ),
     student(
+        "client-declares-a-transient-queue",
+        "the client declares the work queue without durable=True",
+        [(CLIENT_DECLARE, CLIENT_DECLARE.replace(", durable=True", ""))],
+        r"Client step 1: client\.put\(\{\.\.\.\}\): (your code declared the queue .* transient "
+        r"\(durable=False\)|" + REFUSED_TRANSIENT + ")",
+    ),
+    student(
+        "client-publishes-transient-tasks",
+        "the client publishes without delivery_mode=PERSISTENT: a restart loses the tasks",
+        [(", delivery_mode=aio_pika.DeliveryMode.PERSISTENT", "")],
+        r"Client step 1: the task arrived as a transient message",
+    ),
+    student(
+        "client-without-confirms",
+        "the client's channel has publisher confirms off: put() returns before the broker has it",
+        [
+            (
+                "self.channel = await self.connection.channel()\n",
+                "self.channel = await self.connection.channel(publisher_confirms=False)\n",
+            )
+        ],
+        r"Client step 1: put\(\) returned while the network to the broker was stalled",
+    ),
+    student(
+        "client-put-does-not-wait",
+        "put() schedules the publish (asyncio.ensure_future) and returns at once",
+        [
+            (
+                CLIENT_PUBLISH,
+                "        asyncio.ensure_future(\n"
+                "            self.channel.default_exchange.publish(message, "
+                "routing_key=self.config.queue_name)\n"
+                "        )",
+            )
+        ],
+        r"Client step 1: put\(\) returned while the network to the broker was stalled",
+    ),
+    student(
         "client-connection-per-put",
-        "the client opens a new connection on every put and stop() closes only the last",
+        "the client opens a new connection on every put, and keeps them all open",
         [
             (
                 CLIENT_CONNECT,
                 "        self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
                 "        self.channel = await self.connection.channel()\n"
-                "        await self.channel.declare_queue(self.config.queue_name)\n",
+                "        await self.channel.declare_queue(self.config.queue_name, durable=True)\n",
             )
         ],
-        r"Client step 2: after client\.stop\(\) the broker still sees 1 open connection",
+        r"Client step 1: 3 put\(\) calls opened 3 connections to the broker, and kept all 3 open",
+    ),
+    student(
+        "client-connection-per-put-closed-each-time",
+        "the client connects, publishes and closes in every put",
+        [
+            (
+                CLIENT_CONNECT,
+                "        self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
+                "        self.channel = await self.connection.channel()\n"
+                "        await self.channel.declare_queue(self.config.queue_name, durable=True)\n",
+            ),
+            (CLIENT_PUBLISH, CLIENT_PUBLISH + "\n        await self.stop()"),
+        ],
+        r"Client step 1: 3 put\(\) calls opened 3 connections to the broker\. Connect once",
     ),
     student(
         "client-stop-closes-only-the-channel",
@@ -268,31 +409,37 @@ MISTAKES = [
         r"Client step 2: leaving `async with WorkerClient\(config\)` without any put\(\) raised",
     ),
     # ------------------------------------------------------------------ the reference, detuned
-    Mistake(
+    reference(
         "reference-without-prefetch",
         "the reference without set_qos: its semaphore still bounds handlers, but it hoards",
-        (
+        [
             (
                 "                await self._channel.set_qos(prefetch_count=config.prefetch_count"
                 " or config.capacity)\n",
                 "",
-            ),
-        ),
+            )
+        ],
         r"the other 4 should stay in the queue.*took them all",
-        extra_args=FIRST_FAILURE,
     ),
-    Mistake(
+    reference(
         "reference-no-grace",
         "the reference with a grace period of 0 s: stop() cancels running handlers",
-        (("grace_period: float = 10.0", "grace_period: float = 0.0"),),
+        [("grace_period: float = 10.0", "grace_period: float = 0.0")],
         r"Step 5: stop\(\) cancelled 2 running handler",
-        extra_args=FIRST_FAILURE,
     ),
-    Mistake(
+    reference(
         "reference-no-retries",
         "the reference with max_retries=0: a task that fails once is parked, never retried",
-        (("max_retries: int = 3", "max_retries: int = 0"),),
-        r"first try of each of 2 tasks raised.*0 of them were tried again",
-        extra_args=FIRST_FAILURE,
+        [("max_retries: int = 2", "max_retries: int = 0")],
+        r"Step 5: the first try of each of 4 tasks raised.*0 of them were tried again",
+    ),
+    reference(
+        "reference-endless-retries",
+        "the reference retrying without a useful bound, every second",
+        [
+            ("max_retries: int = 2", "max_retries: int = 1_000_000"),
+            ("retry_backoff: float = 2.0", "retry_backoff: float = 1.0"),
+        ],
+        r"Step 5: the task whose handler always raises was tried \d+ times",
     ),
 ]

@@ -1,17 +1,21 @@
 """A plain, correct Task 1 solution, written the way a student would (starred step included).
 
 The mistake catalogue (course/mistakes/worker.py) makes its typical wrong Workers as small edits
-of this file, and proves that the graded suite passes it and rejects each of them.
+of this file, and proves that the graded suite passes it and rejects each of them. A failed task
+is given back once (``requeue=not msg.redelivered``): two tries in all, then it is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,12 +36,14 @@ class WorkerClient:
         await self.stop()
 
     async def put(self, data: dict) -> None:
-        """Send data as JSON to the queue."""
+        """Send data as a persistent JSON task to the queue; the broker confirms it."""
         if self.connection is None:
             self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
             self.channel = await self.connection.channel()
-            await self.channel.declare_queue(self.config.queue_name)
-        message = aio_pika.Message(body=json.dumps(data).encode())
+            await self.channel.declare_queue(self.config.queue_name, durable=True)
+        message = aio_pika.Message(
+            body=json.dumps(data).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
         await self.channel.default_exchange.publish(message, routing_key=self.config.queue_name)
 
     async def stop(self) -> None:
@@ -74,13 +80,14 @@ class Worker:
         raise NotImplementedError
 
     async def _worker(self, msg: AbstractIncomingMessage) -> None:
-        """Run the handler; ack on success, give the message back on failure."""
+        """Run the handler; ack on success, give the message back once on failure."""
         task = asyncio.current_task()
         self.tasks.add(task)
         try:
             await self.handler(msg)
         except Exception:
-            await msg.nack(requeue=True)
+            log.exception("task failed (redelivered: %s)", msg.redelivered)
+            await msg.nack(requeue=not msg.redelivered)
         else:
             await msg.ack()
         finally:
@@ -91,7 +98,7 @@ class Worker:
         self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=self.config.capacity)
-        self.queue = await channel.declare_queue(self.config.queue_name)
+        self.queue = await channel.declare_queue(self.config.queue_name, durable=True)
         self.consumer_tag = await self.queue.consume(self._worker)
 
     async def stop(self) -> None:
