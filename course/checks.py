@@ -7,11 +7,12 @@ missing fails fast with the task step it belongs to, instead of a timeout traceb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -94,3 +95,29 @@ async def holds_for(
         if not result:
             pytest.fail(message() if callable(message) else message, pytrace=False)
         await asyncio.sleep(interval)
+
+
+async def confirm_verdict(proxy: Any, published_before: int, grace: float = 1.0) -> str:
+    """Right after a call that must return only once the broker confirmed its publish.
+
+    ``proxy`` is the :class:`course.proxy.TcpProxy` the code under test goes through; it reads
+    the AMQP frames, and a confirm crosses it before the caller can see it, so at the moment the
+    call returns its publish must be there and confirmed. Returns:
+
+    * ``"confirmed"``: it was;
+    * ``"unconfirmed"``: a publish went out on a channel without publisher confirms;
+    * ``"later"``: the call returned first, and its publish (confirmed) came afterwards, for
+      example from a task it left running (``asyncio.ensure_future``);
+    * ``"nothing"``: no publish reached the proxy at all within ``grace`` seconds.
+    """
+
+    def confirmed() -> bool:
+        return proxy.publishes > published_before and proxy.unconfirmed == 0
+
+    if confirmed():
+        return "confirmed"
+    with contextlib.suppress(pytest.fail.Exception):  # a poll with a deadline, not a verdict
+        await eventually(confirmed, timeout=grace, message="")
+    if proxy.publishes <= published_before:
+        return "nothing"
+    return "unconfirmed" if proxy.unconfirmed else "later"

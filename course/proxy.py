@@ -11,7 +11,11 @@ closed), and can break them on purpose:
   messages until its heartbeat timeout, or until the proxy closes);
 * ``proxy.refuse()`` / ``proxy.accept()``: an outage; new connections are dropped until it ends;
 * ``proxy.pause()`` / ``proxy.resume()``: a stall; connections stay open but no byte crosses
-  until it ends (so a publish that waits for the broker's confirm cannot return meanwhile).
+  until it ends (so a publish that waits for the broker's confirm cannot return meanwhile);
+* ``proxy.publishes`` / ``proxy.unconfirmed``: the proxy reads the AMQP frames that pass, and
+  counts every ``basic.publish`` the client sent and those the broker has not confirmed yet
+  (publisher confirms). A call that waits for its confirm has, once it returns, nothing
+  unconfirmed left: the confirm had to cross the proxy before the client could see it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import defaultdict
+from collections.abc import Callable
 
 from yarl import URL
+
+# AMQP 0-9-1 methods the proxy follows, as (class id, method id).
+CHANNEL_OPEN, CONFIRM_SELECT = (20, 10), (85, 10)
+BASIC_PUBLISH, BASIC_ACK, BASIC_NACK = (60, 40), (60, 80), (60, 120)
+
+
+class Frames:
+    """Reads AMQP 0-9-1 method frames off one direction of a connection, as the bytes pass."""
+
+    def __init__(self, from_client: bool) -> None:
+        self.buffer = bytearray()
+        self.header = from_client  # a client starts with the 8-byte protocol header "AMQP...."
+
+    def feed(self, data: bytes) -> list[tuple[int, tuple[int, int], bytes]]:
+        """The method frames completed by ``data``: (channel, (class, method), arguments)."""
+        self.buffer += data
+        if self.header:
+            if len(self.buffer) < 8:
+                return []
+            del self.buffer[:8]
+            self.header = False
+        methods = []
+        while len(self.buffer) >= 7:
+            size = int.from_bytes(self.buffer[3:7], "big")
+            if len(self.buffer) < 8 + size:
+                break
+            kind, channel = self.buffer[0], int.from_bytes(self.buffer[1:3], "big")
+            payload = bytes(self.buffer[7 : 7 + size])
+            del self.buffer[: 8 + size]
+            if kind == 1 and size >= 4:
+                method = (int.from_bytes(payload[0:2], "big"), int.from_bytes(payload[2:4], "big"))
+                methods.append((channel, method, payload[4:]))
+        return methods
+
+
+class Confirms:
+    """One connection's publishes, channel by channel, and which the broker has confirmed."""
+
+    def __init__(self) -> None:
+        self.published: defaultdict[int, int] = defaultdict(int)  # channel -> publishes
+        self.upto: defaultdict[int, int] = defaultdict(int)  # channel -> confirmed, all <= tag
+        self.singles: defaultdict[int, set[int]] = defaultdict(set)  # channel -> tags confirmed
+        self.total = 0
+        self.settled_before = 0  # confirmed publishes of channels since reopened
+
+    def from_client(self, channel: int, method: tuple[int, int]) -> None:
+        if method == CHANNEL_OPEN:  # a channel number used again: its counting starts anew
+            self.settled_before += self._confirmed(channel)
+            self.published[channel] = self.upto[channel] = 0
+            self.singles[channel].clear()
+        elif method == BASIC_PUBLISH:
+            self.published[channel] += 1
+            self.total += 1
+
+    def from_broker(self, channel: int, method: tuple[int, int], arguments: bytes) -> None:
+        if method in (BASIC_ACK, BASIC_NACK) and len(arguments) >= 9:
+            tag, multiple = int.from_bytes(arguments[0:8], "big"), arguments[8] & 1
+            if multiple:
+                self.upto[channel] = max(self.upto[channel], tag)
+            else:
+                self.singles[channel].add(tag)
+
+    def _confirmed(self, channel: int) -> int:
+        upto = min(self.upto[channel], self.published[channel])
+        return upto + sum(
+            1 for tag in self.singles[channel] if upto < tag <= self.published[channel]
+        )
+
+    @property
+    def unconfirmed(self) -> int:
+        confirmed = self.settled_before + sum(self._confirmed(ch) for ch in self.published)
+        return self.total - confirmed
 
 
 class TcpProxy:
@@ -33,6 +111,7 @@ class TcpProxy:
         self._refusing = False
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._confirms: list[Confirms] = []  # one per connection seen
         self.connections_seen = 0
         self.port = 0
 
@@ -45,6 +124,17 @@ class TcpProxy:
     def open_connections(self) -> int:
         """Connections open end to end, as the client sees them."""
         return len(self._pairs)
+
+    @property
+    def publishes(self) -> int:
+        """``basic.publish`` frames the clients sent, on every connection so far."""
+        return sum(confirms.total for confirms in self._confirms)
+
+    @property
+    def unconfirmed(self) -> int:
+        """Publishes the broker has not confirmed (or refused) yet: those of channels without
+        publisher confirms stay unconfirmed forever."""
+        return sum(confirms.unconfirmed for confirms in self._confirms)
 
     @property
     def held_connections(self) -> int:
@@ -133,9 +223,21 @@ class TcpProxy:
             return
         pair = (writer, up_writer)
         self._pairs.add(pair)
+        confirms = Confirms()
+        self._confirms.append(confirms)
+        client_frames, broker_frames = Frames(from_client=True), Frames(from_client=False)
+
+        def client_sent(data: bytes) -> None:
+            for channel, method, _arguments in client_frames.feed(data):
+                confirms.from_client(channel, method)
+
+        def broker_sent(data: bytes) -> None:
+            for channel, method, arguments in broker_frames.feed(data):
+                confirms.from_broker(channel, method, arguments)
+
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, self._flowing)),
-            asyncio.create_task(self._pump(up_reader, writer, self._flowing)),
+            asyncio.create_task(self._pump(reader, up_writer, self._flowing, client_sent)),
+            asyncio.create_task(self._pump(up_reader, writer, self._flowing, broker_sent)),
         ]
         self._tasks.update(pumps)
         try:
@@ -153,10 +255,14 @@ class TcpProxy:
 
     @staticmethod
     async def _pump(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        flowing: asyncio.Event,
+        seen: Callable[[bytes], None],
     ) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 await flowing.wait()
+                seen(data)  # before it is written: what the client sees, the proxy saw first
                 writer.write(data)
                 await writer.drain()

@@ -394,7 +394,7 @@ _MISTAKES = [
                 "\n        )",
             ),
         ),
-        r"info\(\) returned while the network to RabbitMQ was stalled",
+        r"info\(\) returned before its event was published and confirmed",
         base=S,
     ),
     Mistake(
@@ -407,7 +407,7 @@ _MISTAKES = [
                 "await self.connection.channel(publisher_confirms=False)",
             ),
         ),
-        r"info\(\) returned while the network to RabbitMQ was stalled",
+        r"info\(\) returned before the broker confirmed the event: its channel has no",
         base=S,
     ),
     Mistake(
@@ -419,7 +419,7 @@ _MISTAKES = [
                 "channel = await connection.channel(publisher_confirms=False)",
             ),
         ),
-        r"info\(\) returned while the network to RabbitMQ was stalled",
+        r"info\(\) returned before the broker confirmed the event: its channel has no",
     ),
     # ------------------------------------------------------------ starred: bad input, reconnect
     Mistake(

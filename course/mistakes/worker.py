@@ -353,7 +353,20 @@ MISTAKES = [
                 "self.channel = await self.connection.channel(publisher_confirms=False)\n",
             )
         ],
-        r"Client step 1: put\(\) returned while the network to the broker was stalled",
+        r"Client step 1: put\(\) returned before the broker confirmed the task: its channel",
+    ),
+    student(
+        "client-without-confirms-declares-every-put",
+        "no publisher confirms, but put() declares the queue each time (so it does wait for the "
+        "broker, just not for the task)",
+        [
+            (
+                "self.channel = await self.connection.channel()\n",
+                "self.channel = await self.connection.channel(publisher_confirms=False)\n",
+            ),
+            (CLIENT_PUBLISH, f"        {CLIENT_DECLARE}\n{CLIENT_PUBLISH}"),
+        ],
+        r"Client step 1: put\(\) returned before the broker confirmed the task: its channel",
     ),
     student(
         "client-put-does-not-wait",
@@ -367,7 +380,7 @@ MISTAKES = [
                 "        )",
             )
         ],
-        r"Client step 1: put\(\) returned while the network to the broker was stalled",
+        r"Client step 1: put\(\) returned before its task was published and confirmed",
     ),
     student(
         "client-connection-per-put",

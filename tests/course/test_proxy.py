@@ -8,6 +8,8 @@ import aio_pika
 import aiormq
 import pytest
 
+from course.checks import eventually
+
 
 async def test_proxy_counts_open_connections_as_they_open_and_close(proxy) -> None:
     assert proxy.open_connections == 0
@@ -78,8 +80,6 @@ async def test_a_half_open_cut_keeps_the_broker_side_open_and_silent(proxy, rabb
             await check.close()
             return False
 
-        from course.checks import eventually
-
         await eventually(gone, timeout=5, message="the exclusive queue outlived the healed cut")
 
 
@@ -96,3 +96,23 @@ async def test_pause_holds_a_confirmed_publish_until_resume(proxy, names) -> Non
         assert not done, "a confirmed publish returned while no byte could cross"
         proxy.resume()
         await asyncio.wait_for(publish, 5)
+
+
+async def test_it_counts_publishes_and_which_the_broker_confirmed(proxy, names) -> None:
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    async with connection:
+        confirming = await connection.channel()  # publisher confirms: aio-pika's default
+        queue = await confirming.declare_queue(names.queue(), durable=True)
+        for number in range(3):
+            await confirming.default_exchange.publish(aio_pika.Message(b"%d" % number), queue.name)
+            assert proxy.unconfirmed == 0, "an awaited confirmed publish is confirmed on return"
+        careless = await connection.channel(publisher_confirms=False)
+        await careless.default_exchange.publish(aio_pika.Message(b"x"), queue.name)
+        await careless.default_exchange.publish(aio_pika.Message(b"y"), queue.name)
+        # Unconfirmed publishes return before their bytes are even sent: wait for them.
+        await eventually(lambda: proxy.publishes == 5, timeout=5, message="5 publishes expected")
+        await confirming.close()
+        again = await connection.channel()  # may reuse a channel number: counting starts anew
+        await again.default_exchange.publish(aio_pika.Message(b"z"), queue.name)
+        assert proxy.publishes == 6
+        assert proxy.unconfirmed == 2, "publishes without confirms are never confirmed"

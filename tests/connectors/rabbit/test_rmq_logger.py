@@ -32,7 +32,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from connectors.rabbit.task.rmq_logger import Logger, LoggerConfig
-from course.checks import eventually, holds_for, step
+from course.checks import confirm_verdict, eventually, holds_for, step
 from course.refusals import explain
 
 pytestmark = pytest.mark.timeout(30)
@@ -878,6 +878,23 @@ async def test_info_returns_once_the_broker_has_the_event_and_keeps_its_connecti
     tap = await bus.tap("info")
     logger = loggers(bus.name)
     await call(logger.info({"n": 0}), "Step 4: logger.info(data)", key=INFO)
+    # The proxy reads the AMQP frames: a confirm crosses it before info() can see it.
+    verdict = await confirm_verdict(proxy, published_before=0)
+    if verdict == "nothing":
+        fail("Step 4: info() returned, and no event was published to the broker.")
+    if verdict == "unconfirmed":
+        fail(
+            "Step 4: info() returned before the broker confirmed the event: its channel has no "
+            "publisher confirms, so a lost event would vanish without a word. Use "
+            "connection.channel() (confirms are on; do not pass publisher_confirms=False) and "
+            "await exchange.publish(...)."
+        )
+    if verdict == "later":
+        fail(
+            "Step 4: info() returned before its event was published and confirmed; the publish "
+            "came afterwards. Await exchange.publish(...) in info() itself, not in a task that "
+            "runs later (no asyncio.ensure_future/create_task)."
+        )
 
     # The network stalls: an event on its way cannot reach the broker, nor its confirm come back.
     proxy.pause()

@@ -32,7 +32,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from connectors.rabbit.task.rmq_worker import Worker, WorkerClient, WorkerClientConfig, WorkerConfig
-from course.checks import eventually, holds_for, step
+from course.checks import confirm_verdict, eventually, holds_for, step
 from course.refusals import explain
 
 pytestmark = [pytest.mark.task(1), pytest.mark.timeout(30)]
@@ -648,6 +648,21 @@ class TestWorkerClient:
         client = client_for(proxy.url, queue)
         async with stopping(client):
             await put(client, {"n": 0})  # connected, the queue declared
+            # The proxy reads the AMQP frames: a confirm crosses it before put() can see it.
+            verdict = await confirm_verdict(proxy, published_before=0)
+            require(verdict != "nothing", "Client step 1: put() returned, and no task was sent.")
+            require(
+                verdict != "unconfirmed",
+                "Client step 1: put() returned before the broker confirmed the task: its channel "
+                "has no publisher confirms. Use connection.channel() (confirms are on; do not "
+                "pass publisher_confirms=False) and await the publish.",
+            )
+            require(
+                verdict != "later",
+                "Client step 1: put() returned before its task was published and confirmed; the "
+                "publish came afterwards. Await the publish in put() itself, not in a task that "
+                "runs later (no asyncio.ensure_future/create_task).",
+            )
             proxy.pause()  # no byte crosses the network now, either way
             try:
                 pending = asyncio.ensure_future(client.put({"n": 1}))
