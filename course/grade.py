@@ -1,13 +1,14 @@
 """Grade a student's submission: ``python -m course.grade DIR [--results PATH]``.
 
 ``DIR`` is a student's checkout of the course or just their task folder. Only their
-``rmq_worker.py`` and ``rmq_logger.py`` are taken, copied into a clean temp folder, and run
-through *our* graded suites (never the tests in the submission), with ``--stretch`` and a hard
-timeout on every test. The result is the score table on the terminal and a results file in the
-shape of Exercism's test-runner interface v3 (see :mod:`course.scoring`).
+``rmq_worker.py``, ``rmq_logger.py`` and ``rmq_rpc.py`` are taken, copied into a clean temp
+folder, and run through *our* graded suites (never the tests in the submission), with
+``--stretch`` and a hard timeout on every test. The result is the score table on the terminal
+and a results file in the shape of Exercism's test-runner interface v3 (see
+:mod:`course.scoring`).
 
 A file that does not compile or import, or a run that crashes or overruns, gives the status
-``error`` with a message a student can act on; the other task is still graded.
+``error`` with a message a student can act on; the other tasks are still graded.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ ROOT = impl.ROOT
 SUITES = {
     "rmq_worker": ROOT / "tests" / "connectors" / "rabbit" / "test_rmq_worker.py",
     "rmq_logger": ROOT / "tests" / "connectors" / "rabbit" / "test_rmq_logger.py",
+    "rmq_rpc": ROOT / "tests" / "connectors" / "rabbit" / "test_rmq_rpc.py",
 }
-TASK_OF = {"rmq_worker": 1, "rmq_logger": 2}
+TASK_OF = {"rmq_worker": 1, "rmq_logger": 2, "rmq_rpc": 3}
 PER_TEST_TIMEOUT = 30  # seconds; a hung method fails its test, it does not hang the grading
 RUN_TIMEOUT = 600  # seconds for a whole suite, whatever happens
 IMPORT_TIMEOUT = 20

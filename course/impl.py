@@ -1,8 +1,9 @@
 """Which implementation of the task modules is under test.
 
-The graded suites import ``connectors.rabbit.task.rmq_worker`` and ``...rmq_logger``. By default
-those are the student's files in ``connectors/rabbit/task``. ``use(DIR)`` points both names at
-``DIR/rmq_worker.py`` and ``DIR/rmq_logger.py`` instead, for the whole process; that is what
+The graded suites import ``connectors.rabbit.task.rmq_worker``, ``...rmq_logger`` and
+``...rmq_rpc``. By default those are the student's files in ``connectors/rabbit/task``.
+``use(DIR)`` points these names at ``DIR/rmq_worker.py`` and so on instead, for the whole
+process; that is what
 ``pytest --impl DIR`` does. ``load(DIR, name)`` imports one file without touching those names
 (the demo and the benchmarks use it).
 """
@@ -18,7 +19,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "connectors.rabbit.task"
-MODULES = ("rmq_worker", "rmq_logger")
+MODULES = ("rmq_worker", "rmq_logger", "rmq_rpc")
 STUDENT_DIR = ROOT / "connectors" / "rabbit" / "task"
 REFERENCE_DIR = ROOT / "solutions" / "connectors" / "rabbit" / "task"
 ALIASES = {"solutions": REFERENCE_DIR, "reference": REFERENCE_DIR, "task": STUDENT_DIR}

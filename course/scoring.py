@@ -24,7 +24,7 @@ import pytest
 from course import refusals
 
 OUTPUT_LIMIT = 500  # characters of captured output kept per test, as Exercism does
-TASK_NAMES = {1: "Worker (rmq_worker.py)", 2: "Logger (rmq_logger.py)"}
+TASK_NAMES = {1: "Worker (rmq_worker.py)", 2: "Logger (rmq_logger.py)", 3: "RPC (rmq_rpc.py)"}
 REQUIRED_TEST_KEYS = ["name", "status", "message", "output", "task_id", "points", "max_points"]
 RESULTS_SCHEMA = {
     "type": "object",

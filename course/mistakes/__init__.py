@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUES = ("course.mistakes.worker", "course.mistakes.logger")
+CATALOGUES = ("course.mistakes.worker", "course.mistakes.logger", "course.mistakes.rpc")
 
 
 @dataclass(frozen=True)

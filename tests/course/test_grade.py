@@ -16,11 +16,13 @@ from course.scoring import RESULTS_SCHEMA
 pytestmark = pytest.mark.timeout(300)
 
 
-def make_checkout(root: Path, worker: str | None = None, logger: str | None = None) -> Path:
+def make_checkout(
+    root: Path, worker: str | None = None, logger: str | None = None, rpc: str | None = None
+) -> Path:
     """A student's checkout: the task folder (reference unless given) plus their own tests."""
     task = root / "connectors" / "rabbit" / "task"
     task.mkdir(parents=True)
-    for name, text in (("rmq_worker", worker), ("rmq_logger", logger)):
+    for name, text in (("rmq_worker", worker), ("rmq_logger", logger), ("rmq_rpc", rpc)):
         source = impl.REFERENCE_DIR / f"{name}.py"
         (task / f"{name}.py").write_text(text if text is not None else source.read_text())
     # The student's own (edited) tests must never run during grading.
@@ -51,7 +53,7 @@ def test_the_reference_gets_full_marks_and_own_tests_never_run(tmp_path, rabbitm
     assert report["status"] == "pass", output
     assert report["score"] == report["max_score"] > 0
     assert not (checkout / "own-tests-ran").exists(), "grading ran the submission's own tests"
-    assert "Task 1: Worker" in output and "Total" in output
+    assert "Task 1: Worker" in output and "Task 3: RPC" in output and "Total" in output
 
 
 def test_syntax_and_import_errors_give_status_error_with_a_readable_message(
@@ -60,13 +62,17 @@ def test_syntax_and_import_errors_give_status_error_with_a_readable_message(
     worker = impl.REFERENCE_DIR.joinpath("rmq_worker.py").read_text()
     broken_worker = worker.replace("class Worker", "class Worker(:", 1)
     submission = make_checkout(
-        tmp_path / "student", worker=broken_worker, logger="import no_such_package\n"
+        tmp_path / "student",
+        worker=broken_worker,
+        logger="import no_such_package\n",
+        rpc="import no_such_package\n",
     )
     task = submission / "connectors" / "rabbit" / "task"  # grading just the task folder works too
     report, output = grade(task, tmp_path, rabbitmq_url)
     assert report["status"] == "error" and report["score"] == 0
     assert "rmq_worker.py has a syntax error at line" in report["message"]
     assert "rmq_logger.py could not be imported: ModuleNotFoundError" in report["message"]
+    assert "rmq_rpc.py could not be imported: ModuleNotFoundError" in report["message"]
     assert all(test["status"] == "error" for test in report["tests"])
     assert "syntax error" in output
 

@@ -68,7 +68,7 @@ def test_graded_suite_verdict(catalogue: str, entry: Mistake | None, outcomes) -
 
 
 def test_catalogues_are_big_enough_and_cover_the_required_areas() -> None:
-    sizes = {"course.mistakes.worker": 12, "course.mistakes.logger": 10}
+    sizes = {"course.mistakes.worker": 12, "course.mistakes.logger": 10, "course.mistakes.rpc": 12}
     for name, minimum in sizes.items():
         catalogue = importlib.import_module(name)
         ids = [entry.id for entry in catalogue.MISTAKES]
