@@ -52,8 +52,8 @@ class NotWrittenYet(Exception):
     """A task part the student has not written yet: skipped, and named at the end."""
 
 
-TASKS = {"rmq_worker.py": "Task 1", "rmq_logger.py": "Task 2"}
-TASK_OF_PART = {"worker": "Task 1", "logger": "Task 2"}
+TASKS = {"rmq_worker.py": "Task 1", "rmq_logger.py": "Task 2", "rmq_rpc.py": "Task 3"}
+TASK_OF_PART = {"worker": "Task 1", "logger": "Task 2", "rpc": "Task 3"}
 LEFTOVERS = ("hello", "ack", "worker_metaclass")  # queues older versions made transient
 
 
@@ -292,6 +292,32 @@ class Tour:
         self.notice("info reached stdout only, critical both, something nobody (no binding).")
         await self.stop_all()
 
+    async def topics(self) -> None:
+        self.chapter(
+            "6. topics: a topic exchange routes by patterns over the words of the key",
+            "One receiver is bound with *.critical, one with disk.#; four keys are sent.",
+        )
+        critical = await self.start("critical", "topics/receiver.py", "*.critical")
+        disk = await self.start("disk", "topics/receiver.py", "disk.#")
+        await critical.wait_for("To exit press CTRL")
+        await disk.wait_for("To exit press CTRL")
+        for key in ("disk.critical", "db.critical", "disk.sda.info", "db.info"):
+            await self.send("sender", "topics/sender.py", key, f"about {key}")
+        await critical.wait_for("about db.critical")
+        await disk.wait_for("about disk.sda.info")
+        await self.settle([critical, disk])
+        if critical.matching("about (disk.sda.info|db.info)") or disk.matching(r"about db\."):
+            raise StepFailed("a message reached a receiver whose pattern does not match its key")
+        self.notice(
+            "*.critical matched one word then critical; disk.# matched any number of words."
+        )
+        sender = await self.start("sender", "topics/sender.py", "nothing.here", "--mandatory")
+        await sender.finish()
+        if not sender.matching("Returned"):
+            raise StepFailed("a mandatory message that matched nothing should come back")
+        self.notice("a key no pattern matches is dropped; with mandatory=True the sender hears so.")
+        await self.stop_all()
+
     async def until_ready(self, queue: str, count: int) -> None:
         """Wait until ``queue`` holds exactly ``count`` messages not yet handed to a consumer."""
         import aio_pika
@@ -328,7 +354,7 @@ class Tour:
 
     async def worker(self) -> None:
         self.chapter(
-            f"6. Task 1, the Worker ({self.impl_name()}): capacity and a graceful stop",
+            f"7. Task 1, the Worker ({self.impl_name()}): capacity and a graceful stop",
             "Five jobs are put in the queue worker_metaclass; run_worker.py has capacity=2.",
         )
         self.skip_unwritten("rmq_worker.py")
@@ -350,7 +376,7 @@ class Tour:
 
     async def logger(self) -> None:
         self.chapter(
-            f"7. Task 2, the Logger ({self.impl_name()}): an event bus with levels",
+            f"8. Task 2, the Logger ({self.impl_name()}): an event bus with levels",
             "Two run_logger.py listen on the bus logger_metaclass; a client sends two events.",
         )
         self.skip_unwritten("rmq_logger.py")
@@ -366,6 +392,25 @@ class Tour:
         self.notice("every running logger got every event; the routing key chose the handler.")
         await self.stop_all()
 
+    async def rpc(self) -> None:
+        self.chapter(
+            f"9. Task 3, RPC ({self.impl_name()}): a typed call, and its error",
+            "run_rpc_server.py serves int_sum; run_rpc_client.py calls it right, then wrong.",
+        )
+        self.skip_unwritten("rmq_rpc.py")
+        server = await self.start("rpc_server", "run_rpc_server.py", task=True)
+        await server.wait_for("Serving int_sum")
+        client = await self.start("rpc_client", "run_rpc_client.py", task=True)
+        await client.finish()
+        if not client.matching(r"int_sum\(a=5, b=18\) = 23"):
+            raise StepFailed("run_rpc_client.py should print int_sum(a=5, b=18) = 23")
+        if not client.matching(r"failed on the server: TypeError: .*'b'"):
+            raise StepFailed("int_sum(a=5, b='b') should come back as a TypeError naming b")
+        if server.matching(r"int_sum\(a=5, b='b'\)"):
+            raise StepFailed("the call with b='b' should never reach int_sum")
+        self.notice("the client got 23, then the server's TypeError for b='b': int_sum never ran.")
+        await self.stop_all()
+
     def impl_name(self) -> str:
         if self.impl_dir == impl.REFERENCE_DIR:
             return "the reference solution"
@@ -375,8 +420,8 @@ class Tour:
 
     async def run(self) -> int:
         await self.remove_leftovers()
-        for part in (self.intro, self.ack, self.qos, self.logs, self.logs_level,
-                     self.worker, self.logger):  # fmt: skip
+        for part in (self.intro, self.ack, self.qos, self.logs, self.logs_level, self.topics,
+                     self.worker, self.logger, self.rpc):  # fmt: skip
             try:
                 await part()
             except NotWrittenYet as error:

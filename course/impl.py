@@ -44,7 +44,7 @@ def resolve(value: str | Path | None) -> Path:
         if any((candidate / f"{name}.py").is_file() for name in MODULES):
             return candidate
     raise ImplNotFound(
-        f"--impl {value}: no rmq_worker.py or rmq_logger.py in {path} "
+        f"--impl {value}: no task module ({', '.join(f'{m}.py' for m in MODULES)}) in {path} "
         f"or in {path / 'connectors' / 'rabbit' / 'task'}"
     )
 

@@ -46,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--impl",
         metavar="DIR",
         default=None,
-        help="folder with the rmq_worker.py / rmq_logger.py under test "
+        help="folder with the task modules under test (rmq_worker.py, rmq_logger.py, rmq_rpc.py) "
         "(default: connectors/rabbit/task; 'solutions' = the reference)",
     )
     group.addoption(

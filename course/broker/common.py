@@ -223,6 +223,51 @@ def inspect(broker: Broker, properties: dict[str, Any] | None = None) -> Broker:
     return broker
 
 
+def _direct_reply_round_trip(url: str) -> bool:
+    """One request and its reply through direct reply-to, with pika: did the reply arrive?
+
+    A RabbitMQ 4.0 node that has just started sometimes returns the first reply sent to a
+    direct reply-to address as unroutable (312 NO_ROUTE); later ones arrive. The checks here
+    wait for one round trip that works before they start.
+    """
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        got: list[bytes] = []
+        channel.basic_consume(
+            "amq.rabbitmq.reply-to", lambda *call: got.append(call[3]), auto_ack=True
+        )
+        probe = channel.queue_declare("", exclusive=True).method.queue
+        asking = pika.BasicProperties(reply_to="amq.rabbitmq.reply-to")
+        channel.basic_publish(exchange="", routing_key=probe, body=b"ask", properties=asking)
+        for _ in range(50):
+            method, properties, _body = channel.basic_get(probe, auto_ack=True)
+            if method is not None:
+                connection.channel().basic_publish("", properties.reply_to, b"answer")
+                break
+            connection.sleep(0.01)
+        for _ in range(50):
+            connection.process_data_events(time_limit=0.01)
+            if got:
+                return True
+        return False
+    finally:
+        connection.close()
+
+
+def wait_for_direct_reply_to(url: str, timeout: float = 10.0) -> bool:
+    """Wait until a reply sent to a direct reply-to address arrives; False if none did in
+    ``timeout`` seconds. Private 4.x nodes wait for it before they count as ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _direct_reply_round_trip(url):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 # --------------------------------------------------------------------------- management API
 
 

@@ -33,6 +33,7 @@ from course.broker.common import (
     inspect,
     node_processes,
     pid_alive,
+    wait_for_direct_reply_to,
     wait_ready,
 )
 
@@ -178,6 +179,8 @@ class PrivateNode:
                 started["pids"].append(started["epmd_pid"])
                 started["epmd_port"] = int(started["env"]["ERL_EPMD_PORT"])
             properties = launch(started)
+            if self.install.major >= 4:  # a fresh 4.0 node may lose its first direct reply
+                wait_for_direct_reply_to(started["url"])
         except BaseException:
             stop_started(started)
             raise

@@ -69,7 +69,7 @@ def test_impl_pointing_nowhere_is_a_usage_error(inner) -> None:
     inner.makepyfile(test_x="def test_x():\n    pass\n")
     result = inner.runpytest_subprocess(*PLUGIN, "--impl", "no_such_dir")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--impl no_such_dir: no rmq_worker.py or rmq_logger.py*"])
+    result.stderr.fnmatch_lines(["*--impl no_such_dir: no task module (rmq_worker.py, *) in*"])
 
 
 def test_stretch_runs_the_starred_tests_that_are_skipped_by_default(inner) -> None:

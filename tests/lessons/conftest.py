@@ -32,8 +32,9 @@ from course.checks import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = Path(os.environ.get("LESSONS_DIR") or ROOT / "connectors" / "rabbit").resolve()
-FIXED_QUEUES = ("hello", "ack", "logger", "durable", "transient")
-FIXED_EXCHANGES = ("logs", "logs_level")
+FIXED_QUEUES = ("hello", "ack", "logger", "durable", "transient", "rpc_queue", "confirms",
+                "confirms_full")  # fmt: skip
+FIXED_EXCHANGES = ("logs", "logs_level", "topic_logs")
 WAIT = 10.0  # seconds: how long any one expected line may take to show up
 
 pytestmark = pytest.mark.timeout(30)

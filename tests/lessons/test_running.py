@@ -19,6 +19,7 @@ RECEIVERS = [
     ("logs", "to_file"),
     ("logs_level", "to_stdout"),
     ("logs_level", "to_file"),
+    ("rpc", "server"),
 ]
 
 

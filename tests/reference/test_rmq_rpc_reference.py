@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
-import pika
 import pytest
 
 from course import impl
+from course.broker.common import wait_for_direct_reply_to
 from course.checks import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,46 +56,9 @@ def not_json() -> object:
 
 @pytest.fixture(scope="module", autouse=True)
 def direct_reply_to_works(rabbitmq_url: str) -> None:
-    """The reference client uses direct reply-to: see the helper below."""
+    """The reference client uses direct reply-to; a 4.0 node that has just started may lose
+    the first reply (312 NO_ROUTE): wait for a round trip that works."""
     wait_for_direct_reply_to(rabbitmq_url)
-
-
-def direct_reply_round_trip(url: str) -> bool:
-    """One request and its reply through direct reply-to, with pika: did the reply arrive?
-
-    A RabbitMQ 4.0 node that has just started sometimes returns the first reply sent to a
-    direct reply-to address as unroutable (312 NO_ROUTE); later ones arrive. The checks here
-    wait for one round trip that works before they start.
-    """
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        got: list[bytes] = []
-        channel.basic_consume(
-            "amq.rabbitmq.reply-to", lambda *call: got.append(call[3]), auto_ack=True
-        )
-        probe = channel.queue_declare("", exclusive=True).method.queue
-        asking = pika.BasicProperties(reply_to="amq.rabbitmq.reply-to")
-        channel.basic_publish(exchange="", routing_key=probe, body=b"ask", properties=asking)
-        for _ in range(50):
-            method, properties, _body = channel.basic_get(probe, auto_ack=True)
-            if method is not None:
-                connection.channel().basic_publish("", properties.reply_to, b"answer")
-                break
-            connection.sleep(0.01)
-        for _ in range(50):
-            connection.process_data_events(time_limit=0.01)
-            if got:
-                return True
-        return False
-    finally:
-        connection.close()
-
-
-def wait_for_direct_reply_to(url: str) -> None:
-    deadline = time.monotonic() + 10
-    while not direct_reply_round_trip(url) and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 @pytest.fixture

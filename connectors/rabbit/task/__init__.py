@@ -1,1 +1,2 @@
-"""The graded tasks: the files you edit are rmq_worker.py and rmq_logger.py (see README.md)."""
+"""The graded tasks: the files you edit are rmq_worker.py, rmq_logger.py and rmq_rpc.py (see
+README.md)."""
