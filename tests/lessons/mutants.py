@@ -194,6 +194,175 @@ MUTANTS: dict[str, tuple[list[tuple[str, str, str]], list[str]]] = {
         ],
         ["test_running.py::test_without_a_broker_a_script_says_what_to_do"],
     ),
+    "topics: a direct exchange instead of topic (patterns matched literally)": (
+        [
+            (f"topics/{n}.py", "ExchangeType.TOPIC)", "ExchangeType.DIRECT)")
+            for n in ("sender", "receiver")
+        ],
+        ["test_topics.py::test_patterns_route_by_words"],
+    ),
+    "topics: receiver binds only its first pattern": (
+        [
+            (
+                "topics/receiver.py",
+                "for pattern in args.patterns:",
+                "for pattern in args.patterns[:1]:",
+            )
+        ],
+        ["test_topics.py::test_a_message_matching_two_bindings_of_one_queue_arrives_once"],
+    ),
+    "topics: a queue per pattern (a message matching two patterns arrives twice)": (
+        [
+            (
+                "topics/receiver.py",
+                "        for pattern in args.patterns:\n"
+                "            await queue.bind(logs, routing_key=pattern)\n"
+                "        await queue.consume(on_message)\n",
+                "        for pattern in args.patterns:\n"
+                "            queue = await channel.declare_queue(exclusive=True)\n"
+                "            await queue.bind(logs, routing_key=pattern)\n"
+                "            await queue.consume(on_message)\n",
+            )
+        ],
+        ["test_topics.py::test_a_message_matching_two_bindings_of_one_queue_arrives_once"],
+    ),
+    "topics: sender ignores --mandatory": (
+        [("topics/sender.py", "mandatory=args.mandatory)", "mandatory=False)")],
+        ["test_topics.py::test_an_unmatched_key_is_dropped_and_mandatory_returns_it"],
+    ),
+    "rpc: server does not copy the correlation_id": (
+        [("rpc/server.py", "correlation_id=message.correlation_id)", "correlation_id=None)")],
+        ["test_rpc.py::test_a_call_gets_its_answer_through_reply_to_and_correlation_id"],
+    ),
+    "rpc: client waits without a timeout": (
+        [
+            (
+                "rpc/client.py",
+                "await asyncio.wait_for(waiting[correlation_id], args.timeout)",
+                "await waiting[correlation_id]",
+            )
+        ],
+        ["test_rpc.py::test_with_no_server_the_client_times_out_and_the_request_expires"],
+    ),
+    "rpc: requests never expire": (
+        [
+            (
+                "rpc/client.py",
+                "                expiration=args.timeout,  # not taken by a server in time: the br"
+                "oker drops it\n",
+                "",
+            )
+        ],
+        ["test_rpc.py::test_with_no_server_the_client_times_out_and_the_request_expires"],
+    ),
+    "rpc: client looks replies up with [] (KeyError on a stray, the tutorial's way)": (
+        [
+            (
+                "rpc/client.py",
+                'call = waiting.pop(message.correlation_id or "", None)',
+                "call = waiting.pop(message.correlation_id)",
+            )
+        ],
+        ["test_rpc.py::test_a_reply_with_an_unknown_correlation_id_is_ignored"],
+    ),
+    "rpc: client keeps a timed-out call's future (a late reply hits a cancelled one)": (
+        [
+            (
+                "rpc/client.py",
+                "                del waiting[correlation_id]  # a reply that comes later is ignore"
+                "d\n",
+                "",
+            )
+        ],
+        ["test_rpc.py::test_an_answer_after_the_client_gave_up_is_ignored_and_nothing_breaks"],
+    ),
+    "rpc: --direct ignored (always a reply queue)": (
+        [("rpc/client.py", "        if args.direct:", "        if False:")],
+        ["test_rpc.py::test_direct_reply_to_needs_no_reply_queue"],
+    ),
+    "rpc: no prefetch limit (a busy server takes every waiting request)": (
+        [
+            (
+                "rpc/server.py",
+                "        await channel.set_qos(prefetch_count=1)  # one request at a time; the res"
+                "t wait for others\n",
+                "",
+            )
+        ],
+        ["test_rpc.py::test_a_busy_server_leaves_waiting_requests_to_another"],
+    ),
+    "confirms: batch way drops the last batch": (
+        [
+            (
+                "confirms/publish.py",
+                "for start in range(0, args.count, args.batch):",
+                "for start in range(0, args.count - args.batch, args.batch):",
+            )
+        ],
+        ["test_confirms.py::test_each_way_publishes_every_message[batch]"],
+    ),
+    "confirms: the full queue drops its head instead of refusing (no nack)": (
+        [("confirms/outcomes.py", ', "x-overflow": "reject-publish"', "")],
+        ["test_confirms.py::test_ack_nack_dropped_and_returned_look_apart"],
+    ),
+    "confirms: outcomes publishes the last message without mandatory": (
+        [("confirms/outcomes.py", '"?", mandatory=True)', '"?", mandatory=False)')],
+        ["test_confirms.py::test_ack_nack_dropped_and_returned_look_apart"],
+    ),
+    "cluster: a classic queue instead of a quorum queue (one node holds it)": (
+        [
+            (
+                f"cluster/{name}.py",
+                'else ("tasks", {"x-queue-type": "quorum"})',
+                'else ("tasks", {})',
+            )
+            for name in ("worker", "publisher")
+        ],
+        ["test_cluster.py::test_the_ledger_loses_nothing_when_the_leaders_node_dies"],
+    ),
+    "cluster: the publisher has no confirms": (
+        [
+            (
+                "cluster/publisher.py",
+                "await connection.channel()  # publisher confirms are on by default",
+                "await connection.channel(publisher_confirms=False)",
+            ),
+            (
+                "cluster/publisher.py",
+                "channel = await connection.channel()\n",
+                "channel = await connection.channel(publisher_confirms=False)\n",
+            ),
+        ],
+        ["test_cluster.py::test_confirmed_means_the_broker_has_it"],
+    ),
+    "cluster: the worker acks before the work": (
+        [
+            (
+                "cluster/worker.py",
+                "    await asyncio.sleep(args.work)  # stands for real work\n",
+                "    await message.ack()\n"
+                "    await asyncio.sleep(args.work)  # stands for real work\n",
+            ),
+            (
+                "cluster/worker.py",
+                "    try:\n        await message.ack()\n",
+                "    try:\n        pass\n",
+            ),
+        ],
+        ["test_cluster.py::test_the_ledger_loses_nothing_when_the_leaders_node_dies"],
+    ),
+    "cluster: tasks not persistent": (
+        [("cluster/publisher.py", "delivery_mode=DeliveryMode.PERSISTENT)", ")")],
+        ["test_cluster.py::test_on_one_node_a_durable_queue_keeps_confirmed_tasks_across_a_crash"],
+    ),
+    "cluster: the client only ever tries node 1": (
+        [("cluster/nodes.py", "node = (first + tried) % len(NODES)", "node = 0")],
+        ["test_cluster.py::test_the_scripts_try_the_nodes_in_turn"],
+    ),
+    "cluster: the poison queue has no x-delivery-limit": (
+        [("cluster/poison.py", 'arguments["x-delivery-limit"] = args.limit', "pass")],
+        ["test_cluster.py::test_a_poison_message_is_dead_lettered_after_the_delivery_limit"],
+    ),
 }
 
 
