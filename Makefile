@@ -85,9 +85,11 @@ format: setup
 # checks, the lesson checks, and the graded suites on the reference with the starred tests,
 # first on the broker found first, then again on RabbitMQ 4.x with the 4.3 defaults (started
 # for the run when none is around; the run fails if none can be had).
-TEST_ARGS ?= --impl solutions --stretch
+# Two pytest-xdist workers share each run's broker; tests on the lessons' fixed queue names run
+# in one of them, in turn.
+TEST_ARGS ?= --impl solutions --stretch -n 2 --dist loadgroup
 ON_4 ?= tests/lessons tests/connectors tests/reference tests/course/test_integrity.py \
-        tests/course/test_mistakes.py tests/course/test_demo.py
+        tests/course/test_mistakes.py tests/course/test_demo.py tests/course/test_queues.py
 test: lint
 # <<< author-only
 test: setup
