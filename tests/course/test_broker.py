@@ -293,7 +293,8 @@ def test_make_cluster_joins_three_nodes_and_cluster_stop_removes_them(
     try:
         assert main(["cluster"]) == 0
         out = capsys.readouterr().out
-        urls = [line.split("=", 1)[1].split()[0] for line in out.splitlines() if "export" in line]
+        urls = [line.split("=", 1)[1].split()[0] for line in out.splitlines()
+                if line.strip().startswith("node ")]  # fmt: skip
         assert len(urls) == 3 and len(set(urls)) == 3, out
         record = resolve.read_state("cluster")
         running = cluster.Cluster(local_install(), nodes=record["nodes"]).running()

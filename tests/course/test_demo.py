@@ -35,11 +35,9 @@ NOTICES = (
 
 
 def demo_processes() -> list[int]:
-    """Lesson or run_*.py scripts still running from this checkout."""
-    found = []
-    for marker in (str(impl.ROOT / "connectors" / "rabbit"), str(impl.ROOT / "run_")):
-        found += provisioning.node_processes(marker)
-    return found
+    """Scripts the demo started that still run: the demo runs each in its work dir, a temp
+    folder named course-demo-... (other tests may run lesson scripts at the same time)."""
+    return provisioning.node_processes("course-demo-")
 
 
 def demo(broker, *args: str) -> subprocess.CompletedProcess[str]:
