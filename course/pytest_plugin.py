@@ -152,11 +152,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"course: implementation under test: {shown}; stretch tests: {stretch}"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("fixed_names") is not None:
             # Under pytest-xdist (--dist loadgroup), such tests all run in one worker, in turn.
             item.add_marker(pytest.mark.xdist_group("fixed-names"))
+            _join_xdist_group(item, "fixed-names", config)
     if not config.getoption("stretch"):
         return
     for item in items:
@@ -171,6 +173,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
         return
     _session_broker(session.config)
+
+
+def _join_xdist_group(item: pytest.Item, group: str, config: pytest.Config) -> None:
+    """What pytest-xdist does for ``xdist_group`` marks, done so that pytest 9 sees it too.
+
+    xdist (3.8) puts a test in a group by appending ``@group`` to ``item._nodeid``; pytest 9
+    builds the node id from ``item._id`` instead, so the group was silently lost and such tests
+    ran in any worker, at the same time."""
+    if not (hasattr(config, "workerinput") and config.getoption("dist", "no") == "no"):
+        return  # not an xdist worker (whose dist option xdist resets to "no")
+    if not getattr(config.option, "loadgroup", False) or "@" in item.nodeid:
+        return
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 def _session_broker(config: pytest.Config) -> broker_module.Broker:

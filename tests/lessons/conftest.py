@@ -37,15 +37,6 @@ FIXED_QUEUES = ("hello", "ack", "logger", "durable", "transient", "rpc_queue", "
 FIXED_EXCHANGES = ("logs", "logs_level", "topic_logs")
 WAIT = 10.0  # seconds: how long any one expected line may take to show up
 
-pytestmark = pytest.mark.timeout(30)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Checks in the lessons' shared vhost use fixed names: mark them so they never overlap."""
-    for item in items:
-        if "lesson_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.fixed_names)
-
 
 class Script:
     """One lesson script running as a subprocess; its output is collected line by line."""

@@ -11,6 +11,9 @@ from aio_pika import DeliveryMode
 from course.broker import debian, node
 from course.checks import eventually
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 NO_QUEUE = "there is no such queue"
 
 

@@ -6,6 +6,9 @@ import pytest
 
 from course.checks import eventually
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 QUEUES = ("confirms", "confirms_full")  # the lesson's fixed names: deleted before and after
 
 

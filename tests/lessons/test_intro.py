@@ -6,6 +6,9 @@ import pytest
 
 from course.checks import eventually
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 
 async def test_messages_sent_while_no_receiver_runs_wait_for_one(
     run, send, queue_state, shape_differs

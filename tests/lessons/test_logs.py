@@ -1,6 +1,11 @@
 """Lesson logs: with exclusive queues every logger gets every message; to_file.py appends."""
 
+import pytest
+
 from course.checks import eventually
+
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
 
 
 async def test_both_loggers_get_every_message_and_to_file_appends(run, send, tmp_path):

@@ -1,5 +1,10 @@
 """Lesson logs_level: a direct exchange routes by key: info, critical, something."""
 
+import pytest
+
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 
 async def test_each_level_reaches_the_loggers_bound_to_it(run, send, tmp_path):
     log_file = tmp_path / "logs.txt"

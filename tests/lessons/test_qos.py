@@ -1,6 +1,10 @@
 """Lesson qos: prefetch_count caps how many messages one receiver holds, and it is reached."""
 
+import pytest
 from aio_pika import DeliveryMode
+
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
 
 
 async def test_a_busy_receiver_does_not_hoard_messages(run, send):

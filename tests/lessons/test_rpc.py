@@ -7,6 +7,9 @@ import pytest
 from course.broker.common import wait_for_direct_reply_to
 from course.checks import holds_for
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 QUEUE = "rpc_queue"  # the lesson's fixed name: deleted before and after each check here
 
 

@@ -10,6 +10,9 @@ from yarl import URL
 
 from course.broker import free_port
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 RECEIVERS = [
     ("intro", "intro"),
     ("intro", "receiver"),

@@ -2,6 +2,9 @@
 
 import pytest
 
+# The lessons' fixed queue and exchange names: never two such tests at once.
+pytestmark = pytest.mark.fixed_names
+
 EXCHANGE = "topic_logs"  # the lesson's fixed name: deleted before and after each check here
 
 
