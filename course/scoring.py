@@ -140,13 +140,17 @@ class Scoreboard:
     # ------------------------------------------------------------------ reports
 
     def tests(self) -> list[dict]:
-        return [{**asdict(result), "points": result.points} for result in self.results.values()]
+        tests = [{**asdict(result), "points": result.points} for result in self.results.values()]
+        for test in tests:
+            if test["status"] == "skip" and test["message"] is None:  # no report at all
+                test["message"] = NOT_RUN
+        return tests
 
     def table(self) -> list[str]:
         return table_lines(self.tests())
 
     def as_results(self, session: pytest.Session) -> dict:
-        tests = [{**asdict(result), "points": result.points} for result in self.results.values()]
+        tests = self.tests()
         failed = any(test["status"] in ("fail", "error") for test in tests)
         error = self.session_error or self.config.stash.get(SESSION_ERROR, None)
         if error is None and not tests:
@@ -163,6 +167,7 @@ class Scoreboard:
 
 
 SESSION_ERROR = pytest.StashKey[str]()
+NOT_RUN = "not run: the run stopped before this test (-x, a crash, or a time limit)"
 
 
 def table_lines(tests: list[dict]) -> list[str]:
@@ -170,12 +175,15 @@ def table_lines(tests: list[dict]) -> list[str]:
     totals: dict[int, dict[str, float]] = {}
     for test in tests:
         row = totals.setdefault(
-            test["task_id"], {"got": 0, "max": 0, "s_got": 0, "s_max": 0, "s_skipped": 0}
+            test["task_id"],
+            {"got": 0, "max": 0, "s_got": 0, "s_max": 0, "s_skipped": 0, "not_run": 0},
         )
         prefix = "s_" if test.get("stretch") else ""
         row[prefix + "got"] += test["points"]
         row[prefix + "max"] += test["max_points"]
-        if test.get("stretch") and test["status"] == "skip":
+        if test["status"] == "skip" and test.get("message") == NOT_RUN:
+            row["not_run"] += 1
+        elif test.get("stretch") and test["status"] == "skip":
             row["s_skipped"] += 1
     lines = []
     all_got = all_max = s_got = s_max = 0.0
@@ -186,6 +194,8 @@ def table_lines(tests: list[dict]) -> list[str]:
             line += f"   stretch {_num(row['s_got'])} / {_num(row['s_max'])}"
             if row["s_skipped"]:
                 line += f" ({int(row['s_skipped'])} skipped: remove their skip mark to try)"
+        if row["not_run"]:
+            line += f"   ({int(row['not_run'])} not run: the run stopped early)"
         lines.append(line)
         all_got, all_max = all_got + row["got"], all_max + row["max"]
         s_got, s_max = s_got + row["s_got"], s_max + row["s_max"]

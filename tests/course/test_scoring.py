@@ -104,3 +104,15 @@ def test_output_is_truncated(pytester, monkeypatch) -> None:
     pytester.runpytest_subprocess(*PLUGIN, "--results-json", "r.json")
     test = json.loads((pytester.path / "r.json").read_text())["tests"][0]
     assert len(test["output"]) < 600 and test["output"].endswith("(output truncated)")
+
+
+def test_tests_a_stopped_run_never_reached_are_not_run_not_skipped(inner) -> None:
+    """With -x the run stops at the first failure: what comes after is "not run"."""
+    result = inner.runpytest_subprocess(*PLUGIN, "-x", "--stretch", "--results-json", "r.json")
+    result.stdout.fnmatch_lines(["Task 2: Logger (rmq_logger.py)*0 / 5*(1 not run: *"])
+    assert "skipped: remove their skip mark" not in result.stdout.str()
+    tests = {
+        test["name"]: test for test in json.loads((inner.path / "r.json").read_text())["tests"]
+    }
+    assert tests["test logger"]["status"] == "skip"
+    assert tests["test logger"]["message"].startswith("not run: the run stopped")
