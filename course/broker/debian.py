@@ -1,6 +1,7 @@
 """RabbitMQ 4.x on a machine whose own package is older: Debian 13's package in a chroot.
 
-Debian 12 ships RabbitMQ 3.10.8; Debian 13 ("trixie") ships 4.0.5 with Erlang 27. When no 4.x
+Debian 12 ships RabbitMQ 3.10.8; Debian 13 ("trixie") ships 4.0.5 with Erlang 27 (and Debian 14,
+"forky", still in testing, 4.3.x: ``COURSE_DEBIAN_SUITE=forky`` builds that one). When no 4.x
 broker is to be had otherwise (no Docker, an older package), the course builds a minimal trixie
 chroot with ``rabbitmq-server`` once, caches it outside the repo, and starts private nodes from
 it (:class:`course.broker.node.PrivateNode`), each with its own name, ports and data.
@@ -36,7 +37,12 @@ from pathlib import Path
 
 from course.broker.node import Install, install_version
 
-SUITE = "trixie"  # Debian 13
+# Debian 13 (stable): RabbitMQ 4.0.5, with 4.3's defaults set in its config. Authors may ask for
+# the testing suite instead (COURSE_DEBIAN_SUITE=forky: RabbitMQ 4.3.x itself, a moving target).
+SUITE = os.environ.get("COURSE_DEBIAN_SUITE") or "trixie"
+ROLLING = {"forky", "sid", "testing", "unstable"}  # their Release files expire; snapshots lag
+NAMES = {"trixie": "Debian 13", "forky": "Debian 14 (testing)", "sid": "Debian unstable"}
+NAME = NAMES.get(SUITE, f"Debian {SUITE}")
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 BUILD_TIMEOUT = 900.0
@@ -72,7 +78,7 @@ def cached() -> Install | None:
 def _install(root: Path, meta: dict) -> Install:
     return Install(
         SERVER, meta.get("version", ""), str(root), meta["uid"], meta["gid"],
-        label=f"Debian 13's rabbitmq-server, in a chroot at {root}",
+        label=f"{NAME}'s rabbitmq-server, in a chroot at {root}",
     )  # fmt: skip
 
 
@@ -132,7 +138,7 @@ def ensure(log=print) -> Install:  # type: ignore[no-untyped-def]
         found = cached()
         if found is not None:
             return found
-        log(f"Building a Debian 13 chroot with RabbitMQ 4.x in {root_dir()} (once; ~1 min) ...")
+        log(f"Building a {NAME} chroot with RabbitMQ 4.x in {root_dir()} (once; ~1 min) ...")
         return build(log)
 
 
@@ -146,8 +152,13 @@ def build(log=print) -> Install:  # type: ignore[no-untyped-def]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"}
         if bootstrap.get("DEBOOTSTRAP_DIR"):
             env["DEBOOTSTRAP_DIR"] = bootstrap["DEBOOTSTRAP_DIR"]
+        script = Path(bootstrap.get("DEBOOTSTRAP_DIR", "/usr/share/debootstrap"), "scripts", SUITE)
+        extra = [] if script.exists() else [str(script.with_name("sid"))]  # a newer suite
         _run([bootstrap["command"], "--variant=minbase", f"--keyring={KEYRING}", SUITE,
-              str(root), mirror() or ""], env, "debootstrap")  # fmt: skip
+              str(root), mirror() or "", *extra], env, "debootstrap")  # fmt: skip
+        hosts = root / "etc/hosts"  # Erlang's distribution needs localhost to resolve
+        if not hosts.exists():
+            hosts.write_text("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n")
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text(
             "#!/bin/sh\n# the course starts its own nodes: no service here\nexit 101\n"
@@ -163,7 +174,10 @@ def build(log=print) -> Install:  # type: ignore[no-untyped-def]
         _run([*inside, "useradd", "--system", "--uid", str(uid), "--gid", str(gid),
               "--home-dir", "/var/lib/rabbitmq", "--shell", "/usr/sbin/nologin", "rabbitmq"],
              env, "useradd")  # fmt: skip
-        _run([*inside, "apt-get", "update", "-qq"], env, "apt-get update")
+        update = ["apt-get", "update", "-qq"]
+        if SUITE in ROLLING:  # a mirror snapshot of a rolling suite carries an expired Release
+            update[1:1] = ["-o", "Acquire::Check-Valid-Until=false"]
+        _run([*inside, *update], env, "apt-get update")
         _run([*inside, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
               "rabbitmq-server"], env, "apt-get install rabbitmq-server")  # fmt: skip
         _run([*inside, "apt-get", "clean"], env, "apt-get clean")
@@ -173,7 +187,7 @@ def build(log=print) -> Install:  # type: ignore[no-untyped-def]
         meta = {"uid": uid, "gid": gid, "version": version, "suite": SUITE, "seconds": seconds}
         (root / "course-build.json").write_text(json.dumps(meta, indent=2) + "\n")
         root.rename(final)
-        log(f"Built RabbitMQ {version} (Debian 13) in {seconds:.0f} s, cached in {final}.")
+        log(f"Built RabbitMQ {version} ({NAME}) in {seconds:.0f} s, cached in {final}.")
         return _install(final, meta)
     finally:
         shutil.rmtree(work, ignore_errors=True)

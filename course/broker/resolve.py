@@ -154,11 +154,11 @@ def find_broker(
         try:
             chroot = debian.ensure(log=say)
         except debian.CannotBuild as error:
-            tried.append(f"Debian 13 chroot: {error}")
+            tried.append(f"{debian.NAME} chroot: {error}")
         else:
-            say(f"Starting a private node of RabbitMQ {chroot.version} (Debian 13 chroot) ...")
+            say(f"Starting a private node of RabbitMQ {chroot.version} ({debian.NAME} chroot) ...")
             found = PrivateNode(chroot, prefer_default_ports=(purpose == "terminal")).start()
-            if fits(found, "the Debian 13 chroot"):
+            if fits(found, f"the {debian.NAME} chroot"):
                 return done(_record(found, purpose, want))
 
     what = "RabbitMQ 4.x with the 4.3 defaults" if want == "4" else "RabbitMQ broker"
