@@ -16,6 +16,13 @@ closed), and can break them on purpose:
   counts every ``basic.publish`` the client sent and those the broker has not confirmed yet
   (publisher confirms). A call that waits for its confirm has, once it returns, nothing
   unconfirmed left: the confirm had to cross the proxy before the client could see it.
+* ``proxy.channels_opened`` / ``proxy.open_channels``: the ``channel.open`` frames the clients
+  sent, on every connection so far, and the channels open now (opened, not closed since, on
+  connections still open): code that opens a channel per call shows up here.
+* ``proxy.queues_declared``: every ``queue.declare`` the clients sent, with its flags
+  (passive, durable, exclusive, auto-delete), as the broker received it.
+* ``proxy.from_client`` / ``proxy.from_broker``: how many of each AMQP method crossed, e.g.
+  ``proxy.from_broker[BASIC_CONSUME_OK]``: the consumers the broker has started so far.
 """
 
 from __future__ import annotations
@@ -23,13 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from yarl import URL
 
 # AMQP 0-9-1 methods the proxy follows, as (class id, method id).
-CHANNEL_OPEN, CONFIRM_SELECT = (20, 10), (85, 10)
+CHANNEL_OPEN, CHANNEL_CLOSE_OK, CONFIRM_SELECT = (20, 10), (20, 41), (85, 10)
+QUEUE_DECLARE, QUEUE_BIND_OK = (50, 10), (50, 21)
+BASIC_CONSUME, BASIC_CONSUME_OK = (60, 20), (60, 21)
 BASIC_PUBLISH, BASIC_ACK, BASIC_NACK = (60, 40), (60, 80), (60, 120)
 
 
@@ -101,6 +111,48 @@ class Confirms:
         return self.total - confirmed
 
 
+@dataclass(frozen=True)
+class QueueDeclared:
+    """A ``queue.declare`` a client sent: the name it asked for ("" = the broker names it)."""
+
+    name: str
+    passive: bool
+    durable: bool
+    exclusive: bool
+    auto_delete: bool
+
+    @classmethod
+    def read(cls, arguments: bytes) -> QueueDeclared | None:
+        """From the method's arguments: reserved short, queue shortstr, flag bits, table."""
+        if len(arguments) < 3:
+            return None
+        size = arguments[2]
+        if len(arguments) < 4 + size:
+            return None
+        name, bits = arguments[3 : 3 + size].decode(errors="replace"), arguments[3 + size]
+        return cls(name, bool(bits & 1), bool(bits & 2), bool(bits & 4), bool(bits & 8))
+
+
+class Channels:
+    """One connection's channels: how many the client opened, and which are open now.
+
+    A channel closes with ``channel.close-ok``, sent by the side that did not ask for the close
+    (the broker when the client closes it, the client when the broker closes it on an error).
+    """
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.open: set[int] = set()
+        self.connected = True  # False once the connection is gone, and its channels with it
+
+    def seen(self, channel: int, method: tuple[int, int], from_client: bool) -> None:
+        if method == CHANNEL_OPEN and from_client:
+            self.opened += 1
+            self.open.add(channel)
+        elif method == CHANNEL_CLOSE_OK:
+            self.open.discard(channel)
+
+
 class TcpProxy:
     def __init__(self, broker_url: str) -> None:
         self.broker_url = URL(broker_url)
@@ -112,6 +164,10 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._confirms: list[Confirms] = []  # one per connection seen
+        self._channels: list[Channels] = []  # one per connection seen
+        self.queues_declared: list[QueueDeclared] = []  # every queue.declare, in order
+        self.from_client: Counter[tuple[int, int]] = Counter()  # methods, on all connections
+        self.from_broker: Counter[tuple[int, int]] = Counter()
         self.connections_seen = 0
         self.port = 0
 
@@ -135,6 +191,16 @@ class TcpProxy:
         """Publishes the broker has not confirmed (or refused) yet: those of channels without
         publisher confirms stay unconfirmed forever."""
         return sum(confirms.unconfirmed for confirms in self._confirms)
+
+    @property
+    def channels_opened(self) -> int:
+        """``channel.open`` frames the clients sent, on every connection so far."""
+        return sum(channels.opened for channels in self._channels)
+
+    @property
+    def open_channels(self) -> int:
+        """Channels open now: opened and not closed since, on connections still open."""
+        return sum(len(channels.open) for channels in self._channels if channels.connected)
 
     @property
     def held_connections(self) -> int:
@@ -225,15 +291,23 @@ class TcpProxy:
         self._pairs.add(pair)
         confirms = Confirms()
         self._confirms.append(confirms)
+        channels = Channels()
+        self._channels.append(channels)
         client_frames, broker_frames = Frames(from_client=True), Frames(from_client=False)
 
         def client_sent(data: bytes) -> None:
-            for channel, method, _arguments in client_frames.feed(data):
+            for channel, method, arguments in client_frames.feed(data):
                 confirms.from_client(channel, method)
+                channels.seen(channel, method, from_client=True)
+                self.from_client[method] += 1
+                if method == QUEUE_DECLARE and (declared := QueueDeclared.read(arguments)):
+                    self.queues_declared.append(declared)
 
         def broker_sent(data: bytes) -> None:
             for channel, method, arguments in broker_frames.feed(data):
                 confirms.from_broker(channel, method, arguments)
+                channels.seen(channel, method, from_client=False)
+                self.from_broker[method] += 1
 
         pumps = [
             asyncio.create_task(self._pump(reader, up_writer, self._flowing, client_sent)),
@@ -245,6 +319,7 @@ class TcpProxy:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._pairs.discard(pair)
+            channels.connected = False
             for pump in pumps:
                 pump.cancel()
             for side in pair:

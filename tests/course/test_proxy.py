@@ -9,6 +9,13 @@ import aiormq
 import pytest
 
 from course.checks import eventually
+from course.proxy import (
+    BASIC_CONSUME,
+    BASIC_CONSUME_OK,
+    CHANNEL_OPEN,
+    QUEUE_BIND_OK,
+    QUEUE_DECLARE,
+)
 
 
 async def test_proxy_counts_open_connections_as_they_open_and_close(proxy) -> None:
@@ -116,3 +123,64 @@ async def test_it_counts_publishes_and_which_the_broker_confirmed(proxy, names) 
         await again.default_exchange.publish(aio_pika.Message(b"z"), queue.name)
         assert proxy.publishes == 6
         assert proxy.unconfirmed == 2, "publishes without confirms are never confirmed"
+
+
+async def test_it_counts_the_channels_opened_and_those_still_open(proxy) -> None:
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    async with connection:
+        assert proxy.channels_opened == 0, "connecting opens no channel"
+        first, second, third = [await connection.channel() for _ in range(3)]
+        assert proxy.channels_opened == 3 and proxy.open_channels == 3
+        await second.close()  # closed by the client: the broker's close-ok crosses the proxy
+        assert proxy.channels_opened == 3 and proxy.open_channels == 2
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            # Closed by the broker (404): the client's close-ok crosses it.
+            await third.declare_queue("no-such-queue-for-the-proxy-test", passive=True)
+        await eventually(
+            lambda: proxy.open_channels == 1,
+            timeout=5,
+            message=f"a channel the broker closed still counts as open ({proxy.open_channels})",
+        )
+        await connection.channel()  # may reuse a closed channel's number
+        assert proxy.channels_opened == 4 and proxy.open_channels == 2
+        assert not first.is_closed
+    await proxy.wait_open(0)
+    assert proxy.open_channels == 0, "the channels of a closed connection are gone with it"
+    assert proxy.channels_opened == 4
+
+
+async def test_it_reads_the_flags_of_every_queue_declare(proxy, names) -> None:
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        own = await channel.declare_queue("", exclusive=True)
+        shared = await channel.declare_queue(names.queue(), durable=True)
+        await channel.declare_queue(shared.name, passive=True)
+        await channel.declare_queue("", auto_delete=True, exclusive=True)
+    declared = proxy.queues_declared
+    assert [(q.name, q.passive, q.durable, q.exclusive, q.auto_delete) for q in declared] == [
+        ("", False, False, True, False),
+        (shared.name, False, True, False, False),
+        (shared.name, True, False, False, False),
+        ("", False, False, True, True),
+    ]
+    assert own.name.startswith("amq.gen-"), "the broker named the queue declared with no name"
+
+
+async def test_it_counts_the_methods_each_side_sent(proxy) -> None:
+    connection = await aio_pika.connect(proxy.url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("", exclusive=True)
+        await queue.bind("amq.direct", "one")
+        await queue.bind("amq.direct", "two")
+        assert proxy.from_broker[QUEUE_BIND_OK] == 2
+        assert proxy.from_broker[BASIC_CONSUME_OK] == 0
+
+        async def ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            pass
+
+        await queue.consume(ignore, no_ack=True)
+        assert proxy.from_broker[BASIC_CONSUME_OK] == 1, "consume() returns once it is started"
+        assert proxy.from_client[BASIC_CONSUME] == 1
+        assert proxy.from_client[CHANNEL_OPEN] == 1 and proxy.from_client[QUEUE_DECLARE] == 1
