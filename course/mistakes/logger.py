@@ -8,8 +8,8 @@ when something else happens to break.
 
 The bases are correct solutions in different styles, and each must get full marks: the
 reference (one connection, its own reconnect loop, prefetch 32 with handlers taking turns),
-``logger_student.py`` (``connect_robust``, prefetch 1, ``message.process()``, a reconnect
-callback) and ``logger_split.py`` (separate connections to publish and to listen,
+``logger_student.py`` (``connect_robust`` under a lock, prefetch 1, ``message.process()``, a
+reconnect callback) and ``logger_split.py`` (separate connections to publish and to listen,
 ``queue.iterator(no_ack=True)``, a reconnect loop of its own).
 """
 
@@ -51,6 +51,22 @@ NO_PROCESS_BLOCK = (
 SET_QOS = "        await self.channel.set_qos(prefetch_count=1)\n"
 RECONNECT_CALLBACK = "        self.connection.reconnect_callbacks.add(self._on_reconnect)\n"
 PUBLISH = "await self.exchange.publish(aio_pika.Message(body), routing_key=routing_key)"
+CONNECT = (
+    "        async with self._lock:"
+    "  # when the first events come at once, only the first connects\n"
+    "            if self.connection is None:\n"
+    "                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
+    "                self.channel = await self.connection.channel()\n"
+    "                self.exchange = await self.channel.declare_exchange(\n"
+    "                    self.config.name, aio_pika.ExchangeType.DIRECT\n"
+    "                )\n"
+)
+HANDLER_HEAD = (
+    "    async def _handler(self, message: AbstractIncomingMessage) -> None:\n"
+    '        """Step 3: the queue\'s consumer: decode the event and call the handler of its '
+    'level."""\n'
+    "        async with message.process():\n"
+)
 
 _MISTAKES = [
     # ------------------------------------------------------------ exchange type and naming
@@ -151,7 +167,8 @@ _MISTAKES = [
         "binds-only-info",
         "binds the queue with 'info' only: critical events never arrive",
         (('        await queue.bind(self.exchange, routing_key="critical")\n', ""),),
-        r"handle_critical got nothing: is the queue bound with 'critical'",
+        r"handle_critical got nothing, and no critical event reached _handler: is the queue "
+        r"bound with 'critical'",
         base=S,
     ),
     Mistake(
@@ -164,14 +181,14 @@ _MISTAKES = [
                 "        await queue.bind(self.exchange)\n",
             ),
         ),
-        r"Nothing reached the handlers\. Check that start\(\) binds",
+        r"Nothing reached _handler\. Check that start\(\) binds",
         base=S,
     ),
     Mistake(
         "start-without-consume",
         "declares and binds the queue but never consumes it",
         (("        await queue.consume(self._handler)\n", ""),),
-        r"Nothing reached the handlers",
+        r"no basic\.consume had gone out",
         base=S,
     ),
     # ------------------------------------------------------------ dispatch
@@ -243,7 +260,6 @@ _MISTAKES = [
         "start-blocks",
         "start() waits forever after consuming (like the lessons' run_forever) and never returns",
         (
-            ("import json\n", "import asyncio\nimport json\n"),
             (
                 "        await queue.consume(self._handler)\n",
                 "        await queue.consume(self._handler)\n        await asyncio.Future()\n",
@@ -386,7 +402,6 @@ _MISTAKES = [
         "info() hands the publish to asyncio.ensure_future and returns before the broker has "
         "the event (and its errors never surface)",
         (
-            ("import json\n", "import asyncio\nimport json\n"),
             (
                 PUBLISH,
                 "asyncio.ensure_future(\n"
@@ -394,7 +409,7 @@ _MISTAKES = [
                 "\n        )",
             ),
         ),
-        r"info\(\) returned before its event was published and confirmed",
+        r"info\(.*\) returned before its event was published and confirmed",
         base=S,
     ),
     Mistake(
@@ -407,7 +422,7 @@ _MISTAKES = [
                 "await self.connection.channel(publisher_confirms=False)",
             ),
         ),
-        r"info\(\) returned before the broker confirmed the event: its channel has no",
+        r"info\(.*\) returned before the broker confirmed the event: its channel has no",
         base=S,
     ),
     Mistake(
@@ -419,7 +434,7 @@ _MISTAKES = [
                 "channel = await connection.channel(publisher_confirms=False)",
             ),
         ),
-        r"info\(\) returned before the broker confirmed the event: its channel has no",
+        r"info\(.*\) returned before the broker confirmed the event: its channel has no",
     ),
     # ------------------------------------------------------------ starred: bad input, reconnect
     Mistake(
@@ -464,7 +479,7 @@ _MISTAKES = [
             ("declare_queue(exclusive=True, robust=False)", "declare_queue(exclusive=True)"),
             (RECONNECT_CALLBACK, ""),
         ),
-        r"after the connection dropped, the logger did not hear the bus again",
+        r"after an outage .* the logger did not hear the bus again",
         base=S,
     ),
     Mistake(
@@ -488,6 +503,381 @@ _MISTAKES = [
             ),
         ),
         r"did not hear the bus again",
+    ),
+    # ------------------------------------------------------------ found by the red team
+    Mistake(
+        "connect-without-lock",
+        "connects lazily with `if self.connection is None:` and no lock, as the old hint taught: "
+        "the first events, sent at once, each open a connection, and all but one stay open",
+        (
+            (
+                CONNECT,
+                "".join(f"{line[4:]}\n" for line in CONNECT.splitlines()[1:]),  # no lock
+            ),
+        ),
+        r"8 calls of info\(\) made at once .* opened \d+ connections .* asyncio\.Lock",
+        base=S,
+    ),
+    Mistake(
+        "split-publisher-without-lock",
+        "the split solution, its publishing connection opened without a lock",
+        (
+            (
+                "        async with self._lock:  # when the first events come at once, only the "
+                "first connects\n"
+                "            if self.connection is None:\n"
+                "                self.connection = await aio_pika.connect_robust(",
+                "        if True:\n"
+                "            if self.connection is None:\n"
+                "                self.connection = await aio_pika.connect_robust(",
+            ),
+        ),
+        r"8 calls of info\(\) made at once .* opened \d+ connections .* asyncio\.Lock",
+        base="split",
+    ),
+    Mistake(
+        "start-connects-over-the-publisher",
+        "start() opens a fresh connection over the one info() opened, which then stays open "
+        "for good",
+        (
+            (
+                "        await self._connect()\n        await self.channel.set_qos(",
+                "        self.connection = None  # a fresh connection for listening\n"
+                "        await self._connect()\n        await self.channel.set_qos(",
+            ),
+        ),
+        r"published \(info\(\)\), then started, then stopped still has 1 open connection",
+        base=S,
+    ),
+    Mistake(
+        "channel-per-event",
+        "info() opens a new channel for every event and never closes it: after about 2000 "
+        "events the connection runs out of channels (channel_max)",
+        (
+            (
+                "        " + PUBLISH + "\n",
+                "        channel = await self.connection.channel()\n"
+                "        exchange = await channel.declare_exchange(\n"
+                "            self.config.name, aio_pika.ExchangeType.DIRECT\n"
+                "        )\n"
+                "        await exchange.publish(aio_pika.Message(body), routing_key=routing_key)\n",
+            ),
+        ),
+        r"10 calls of info\(\) opened \d+ channels .* a channel for each event",
+        base=S,
+    ),
+    Mistake(
+        "publish-errors-swallowed",
+        "info() catches and logs the publish's errors: an event the broker never got is lost, "
+        "and the caller is not told",
+        (
+            (
+                "        " + PUBLISH + "\n",
+                "        try:\n"
+                "            " + PUBLISH + "\n"
+                "        except Exception as error:  # logging must never break the program\n"
+                '            print("could not publish an event:", error)\n',
+            ),
+        ),
+        r"info\(\) returned normally .* RabbitMQ could not be reached: the event was lost",
+        base=S,
+    ),
+    Mistake(
+        "publish-gives-up-quietly",
+        "info() gives the publish 1 s (asyncio.wait_for) and suppresses every error: logging "
+        "never blocks, but lost events vanish",
+        (
+            ("import asyncio\n", "import asyncio\nimport contextlib\n"),
+            (
+                "        " + PUBLISH + "\n",
+                "        with contextlib.suppress(Exception):  # logging must never block\n"
+                "            await asyncio.wait_for(\n"
+                "                self.exchange.publish(aio_pika.Message(body), routing_key="
+                "routing_key), 1.0\n"
+                "            )\n",
+            ),
+        ),
+        r"info\(\) returned normally .* RabbitMQ could not be reached: the event was lost",
+        base=S,
+    ),
+    Mistake(
+        "drops-repeated-events",
+        "_handler drops an event equal to one it handled before (a growing set of the events "
+        "seen): the same thing happening twice is handled once",
+        (
+            (
+                "        self._lock = asyncio.Lock()\n",
+                "        self._lock = asyncio.Lock()\n"
+                "        self._seen: set[tuple[str | None, bytes]] = set()  # handled already\n",
+            ),
+            (
+                HANDLER_HEAD,
+                HANDLER_HEAD + "            key = (message.routing_key, message.body)\n"
+                "            if key in self._seen:  # a duplicate delivery: handled already\n"
+                "                return\n"
+                "            self._seen.add(key)\n",
+            ),
+        ),
+        r"published 3 times and reached _handler 3 times, but handle_critical got it 1 time.*"
+        r"Do not drop repeats",
+        base=S,
+    ),
+    Mistake(
+        "drops-repeats-across-loggers",
+        "a set of the bodies seen, kept on the class: every logger of the program shares it, "
+        "so each event is handled by one logger only, and repeats by none",
+        (
+            (
+                HANDLER_HEAD,
+                "    _seen: set[bytes] = set()\n\n"
+                + HANDLER_HEAD
+                + "            if message.body in self._seen:  # handled already\n"
+                "                return\n"
+                "            self._seen.add(message.body)\n",
+            ),
+        ),
+        r"published 3 times and reached _handler 3 times, but handle_critical got it 1 time",
+        base=S,
+    ),
+    Mistake(
+        "busy-waits-for-its-turn",
+        "prefetch 10 and a flag polled with `while self._busy: await asyncio.sleep(0)`: events "
+        "wait their turn spinning, a CPU core at 100 % while the handlers only await",
+        (
+            ("set_qos(prefetch_count=1)", "set_qos(prefetch_count=10)"),
+            (
+                HANDLER_HEAD,
+                "    async def _handler(self, message: AbstractIncomingMessage) -> None:\n"
+                '        while getattr(self, "_busy", False):  # another event is being handled\n'
+                "            await asyncio.sleep(0)\n"
+                "        self._busy = True\n"
+                "        try:\n"
+                "            await self._handle(message)\n"
+                "        finally:\n"
+                "            self._busy = False\n\n"
+                "    async def _handle(self, message: AbstractIncomingMessage) -> None:\n"
+                "        async with message.process():\n",
+            ),
+        ),
+        r"used [\d.]+ s of CPU in [\d.]+ s: the logger kept the CPU busy",
+        base=S,
+    ),
+    Mistake(
+        "keeps-every-task",
+        "_handler remembers its task in a list (for a graceful stop) and never forgets it: "
+        "memory grows with every event",
+        (
+            (
+                "        self._lock = asyncio.Lock()\n",
+                "        self._lock = asyncio.Lock()\n"
+                "        self._tasks: list[asyncio.Task] = []  # for a graceful stop()\n",
+            ),
+            (
+                HANDLER_HEAD,
+                HANDLER_HEAD.replace(
+                    "        async with message.process():\n",
+                    "        self._tasks.append(asyncio.current_task())\n"
+                    "        async with message.process():\n",
+                ),
+            ),
+        ),
+        r"finished asyncio tasks are alive than before them .* keeps a task per event",
+        base=S,
+    ),
+    Mistake(
+        "auto-delete-queue",
+        "a server-named auto_delete=True queue instead of an exclusive one: RabbitMQ 3.x takes "
+        "it, 4.3 refuses it (neither durable nor exclusive) and start() fails",
+        (
+            (
+                "declare_queue(exclusive=True, robust=False)",
+                "declare_queue(auto_delete=True, robust=False)",
+            ),
+        ),
+        r"A logger's queue is its own: declare_queue\(exclusive=True\)",
+        base=S,
+    ),
+    Mistake(
+        "no-ack-handlers-at-once",
+        "consumes with no_ack=True and keeps prefetch_count=1, which a no_ack consumer ignores: "
+        "every event comes at once, and the handlers overlap",
+        (
+            (
+                "await queue.consume(self._handler)",
+                "await queue.consume(self._handler, no_ack=True)",
+            ),
+            ("        async with message.process():\n", "        if True:\n"),
+        ),
+        r"already settled .* whatever the prefetch_count",
+        base=S,
+    ),
+    Mistake(
+        "start-binds-in-background",
+        "start() sets the queue up in a background task and returns before it is bound: the "
+        "first events are lost",
+        (
+            (
+                "        await self._listen()\n        self.connection.reconnect_callbacks",
+                "        self._setting_up = asyncio.create_task(self._listen())  # no waiting\n"
+                "        self.connection.reconnect_callbacks",
+            ),
+        ),
+        r"start\(\) returned before the logger had asked the broker to consume its queue",
+        base=S,
+    ),
+    Mistake(
+        "handler-never-returns",
+        "_handler waits for something that never happens, so the first event is never done",
+        (
+            (
+                "        async with message.process():\n            data = json.loads",
+                "        async with message.process():\n"
+                "            await asyncio.Event().wait()  # (waits for nothing that comes)\n"
+                "            data = json.loads",
+            ),
+        ),
+        r"_handler\(message\) has not returned \d+ s after it got an event \(it waits at "
+        r"rmq_logger\.py, line \d+, in _handler\)",
+        base=S,
+    ),
+    Mistake(
+        "one-lock-for-all",
+        "the reference with one lock for connecting and for the handlers' turns: a handler "
+        "that publishes waits for the lock it holds",
+        (("        self._turn = asyncio.Lock()\n", "        self._turn = self._lock\n"),),
+        r"critical\(\) has not returned \d+ s later \(it waits at rmq_logger\.py, line \d+, in "
+        r"_publish\).* A handler may publish",
+    ),
+    Mistake(
+        "stop-leaves-the-listening-loop",
+        "the split solution, its stop() closing the listening connection but not ending the "
+        "loop, which connects again a second later: the logger still hears the bus",
+        (
+            (
+                "                async with await aio_pika.connect(self.config.rabbit_url) as "
+                "connection:\n",
+                "                async with await aio_pika.connect(self.config.rabbit_url) as "
+                "connection:\n"
+                "                    self._listener = connection\n",
+            ),
+            (
+                "        self._lock = asyncio.Lock()\n",
+                "        self._lock = asyncio.Lock()\n"
+                "        self._listener: AbstractConnection | None = None\n",
+            ),
+            (
+                "        await self._stop_listening()\n        if self.connection",
+                "        if self._listener is not None:\n"
+                "            await self._listener.close()\n"
+                "            self._listener = None\n"
+                "        if self.connection",
+            ),
+        ),
+        r"after stop\(\) the logger still runs _listen .* stop\(\) must end every task",
+        base="split",
+    ),
+    Mistake(
+        "publisher-never-reconnects",
+        "the split solution, its publishing connection a plain aio_pika.connect: after one "
+        "network blip every info() raises, forever",
+        (
+            (
+                "self.connection = await aio_pika.connect_robust(self.config.rabbit_url)",
+                "self.connection = await aio_pika.connect(self.config.rabbit_url)",
+            ),
+        ),
+        r"after an outage, the logger heard the bus again, but its info\(\) still failed",
+        base="split",
+    ),
+    Mistake(
+        "reconnect-without-pause",
+        "the split solution, its reconnect loop trying again at once: an outage becomes a storm "
+        "of connection attempts",
+        (("RETRY_SECONDS = 1.0", "RETRY_SECONDS = 0.0"),),
+        r"outage the logger tried to connect \d+ times",
+        base="split",
+    ),
+    Mistake(
+        "reconnect-callback-added-per-listen",
+        "registers the reconnect callback each time it listens: after the second reconnect "
+        "every event comes twice (then 4 times, ...)",
+        (
+            (RECONNECT_CALLBACK, ""),
+            (
+                "        await queue.consume(self._handler)\n",
+                "        await queue.consume(self._handler)\n\n"
+                "        async def again(connection: AbstractConnection) -> None:\n"
+                "            await self._listen()\n\n"
+                "        self.connection.reconnect_callbacks.add(again)\n",
+            ),
+        ),
+        r"after a network partition, 12 events were published once each, and the handlers got "
+        r"\d+ .* through 2 consumers",
+        base=S,
+    ),
+    Mistake(
+        "reconnect-calls-start",
+        "the reconnect callback calls start() again, which adds one more callback each time: "
+        "events come twice after the second reconnect",
+        (
+            (
+                RECONNECT_CALLBACK,
+                "\n        async def again(connection: AbstractConnection) -> None:\n"
+                "            await self.start()  # set it all up again on the new connection\n\n"
+                "        self.connection.reconnect_callbacks.add(again)\n",
+            ),
+        ),
+        r"after a network partition, 12 events were published once each, and the handlers got "
+        r"\d+ .* consumers at once",
+        base=S,
+    ),
+    Mistake(
+        "own-reconnect-forgets-prefetch",
+        "reconnects in a loop of its own (plain aio_pika.connect), but sets prefetch_count=1 "
+        "only in start(): after a reconnect the handlers overlap and events come out of order",
+        (
+            (
+                "await aio_pika.connect_robust(self.config.rabbit_url)\n",
+                "await aio_pika.connect(self.config.rabbit_url)\n"
+                "                self.connection.close_callbacks.add(self._on_close)\n",
+            ),
+            (
+                "    async def start(self) -> None:\n",
+                "    def _on_close(self, connection: object, error: object) -> None:\n"
+                "        if error is not None and self._listening:  # lost, not closed by stop()\n"
+                "            self.connection = None\n"
+                "            self._again = asyncio.create_task(self._reconnect())\n\n"
+                "    async def _reconnect(self) -> None:\n"
+                "        while self._listening:\n"
+                "            await asyncio.sleep(1)\n"
+                "            try:\n"
+                "                await self._connect()\n"
+                "                await self._listen()\n"
+                "                return\n"
+                "            except Exception:\n"
+                "                self.connection = None\n\n"
+                "    async def start(self) -> None:\n",
+            ),
+            (
+                "        self._lock = asyncio.Lock()\n",
+                "        self._lock = asyncio.Lock()\n        self._listening = False\n",
+            ),
+            (RECONNECT_CALLBACK, "        self._listening = True\n"),
+            (
+                "declare_queue(exclusive=True, robust=False)",
+                "declare_queue(exclusive=True)",
+            ),
+            (
+                '        """Step 2: close the connection to RabbitMQ (its temporary queue goes '
+                'with it)."""\n',
+                '        """Step 2: close the connection to RabbitMQ (its temporary queue goes '
+                'with it)."""\n'
+                "        self._listening = False\n",
+            ),
+        ),
+        r"after an outage, up to \d+ handlers ran at the same time.*prefetch_count=1 on the new "
+        r"channel",
+        base=S,
     ),
 ]
 

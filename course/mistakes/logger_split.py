@@ -2,12 +2,12 @@
 
 What differs, and is just as right:
 
-* two connections: one to publish (``connect_robust``, opened by the first ``info()``), and one
-  to hear the bus, which RabbitMQ advises so that a publisher held back by flow control does not
-  hold up its consumer;
+* two connections: one to publish (``connect_robust``, opened by the first ``info()`` under a
+  lock, and reconnected by aio-pika), and one to hear the bus, which RabbitMQ advises so that a
+  publisher held back by flow control does not hold up its consumer;
 * a listening task with a reconnect loop of its own and plain ``aio_pika.connect``: each round
   declares a new server-named queue, so a queue the broker still holds after a partition is
-  never asked for again;
+  never asked for again; it pauses between rounds, and ``stop()`` cancels it;
 * ``queue.iterator(no_ack=True)``: events come one at a time, in order, and are settled by the
   broker on delivery (no ack to send); ``_handler`` catches what a handler raises, so that one
   bad event cannot end the loop.
@@ -49,6 +49,7 @@ class Logger:
         self.channel: AbstractChannel | None = None
         self.exchange: AbstractExchange | None = None
         self._listening: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Step 1: join the bus and start hearing it; return once consuming has begun."""
@@ -120,12 +121,13 @@ class Logger:
             )
 
     async def _publish(self, routing_key: str, data: dict) -> None:
-        if self.connection is None:
-            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
-            self.channel = await self.connection.channel()
-            self.exchange = await self.channel.declare_exchange(
-                self.config.name, aio_pika.ExchangeType.DIRECT
-            )
+        async with self._lock:  # when the first events come at once, only the first connects
+            if self.connection is None:
+                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
+                self.channel = await self.connection.channel()
+                self.exchange = await self.channel.declare_exchange(
+                    self.config.name, aio_pika.ExchangeType.DIRECT
+                )
         assert self.exchange is not None
         body = json.dumps(data).encode()
         await self.exchange.publish(aio_pika.Message(body), routing_key=routing_key)

@@ -1,7 +1,8 @@
 """A plain, correct Logger, written the way a student would: the base of most logger mistakes.
 
 It is the stub filled in as the task text hints, nothing more: one ``connect_robust`` connection
-for publishing and hearing; ``prefetch_count=1``, so the broker hands over the next event only
+for publishing and hearing, opened under a lock (so that the first events, sent at once, share
+it); ``prefetch_count=1``, so the broker hands over the next event only
 once ``_handler`` has acked the last one (one at a time, in order); ``message.process()`` acks,
 or rejects without requeue an event whose handling raised; and after a reconnect, a reconnect
 callback declares a new queue (``robust=False``, so aio-pika does not re-declare the old one,
@@ -11,6 +12,7 @@ which the broker may still hold after a network partition). The mistakes in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Self
@@ -37,14 +39,16 @@ class Logger:
         self.connection: AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
         self.exchange: AbstractExchange | None = None
+        self._lock = asyncio.Lock()
 
     async def _connect(self) -> None:
-        if self.connection is None:
-            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
-            self.channel = await self.connection.channel()
-            self.exchange = await self.channel.declare_exchange(
-                self.config.name, aio_pika.ExchangeType.DIRECT
-            )
+        async with self._lock:  # when the first events come at once, only the first connects
+            if self.connection is None:
+                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
+                self.channel = await self.connection.channel()
+                self.exchange = await self.channel.declare_exchange(
+                    self.config.name, aio_pika.ExchangeType.DIRECT
+                )
 
     async def start(self) -> None:
         """Step 1: join the bus and start hearing it; return once consuming has begun."""
