@@ -158,7 +158,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("fixed_names") is not None:
             # Under pytest-xdist (--dist loadgroup), such tests all run in one worker, in turn.
             item.add_marker(pytest.mark.xdist_group("fixed-names"))
-            _join_xdist_group(item, "fixed-names", config)
+        group = item.get_closest_marker("xdist_group")
+        if group is not None:
+            _join_xdist_group(item, group.args[0] if group.args else group.kwargs["name"], config)
     if not config.getoption("stretch"):
         return
     for item in items:

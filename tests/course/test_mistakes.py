@@ -14,7 +14,9 @@ import pytest
 from course import mistakes, vhost
 from course.mistakes import Mistake
 
-pytestmark = pytest.mark.timeout(900)
+# One worker runs the whole catalogue (its own subprocesses, a few at a time): the `outcomes`
+# fixture runs every selected entry, so a second worker would run them all again.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("mistakes")]
 
 
 def _catalogue_params() -> list:
