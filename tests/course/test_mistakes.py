@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Callable
 
 import pytest
 
@@ -16,7 +17,11 @@ from course.mistakes import Mistake
 
 # One worker runs the whole catalogue (its own subprocesses, a few at a time): the `outcomes`
 # fixture runs every selected entry, so a second worker would run them all again.
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("mistakes")]
+# Each catalogue runs in one xdist worker, its entries a few at a time in subprocesses of their
+# own; two workers run two catalogues at once. (Without the groups, every worker that got one
+# entry of a catalogue would run the whole catalogue again.)
+pytestmark = pytest.mark.timeout(900)
+PARALLEL = 3  # subprocesses per catalogue; most of their time is spent waiting on the broker
 
 
 def _catalogue_params() -> list:
@@ -27,11 +32,16 @@ def _catalogue_params() -> list:
         except ModuleNotFoundError:
             params.append(pytest.param(name, None, id=f"{name}:missing"))
             continue
+        group = pytest.mark.xdist_group(f"mistakes-{catalogue.MODULE}")
         for base in catalogue.BASES:
             correct = Mistake(f"base-{base}", f"the correct {base} solution", (), "", base=base)
-            params.append(pytest.param(name, correct, id=f"{catalogue.MODULE}:base-{base}"))
+            params.append(
+                pytest.param(name, correct, id=f"{catalogue.MODULE}:base-{base}", marks=group)
+            )
         for entry in catalogue.MISTAKES:
-            params.append(pytest.param(name, entry, id=f"{catalogue.MODULE}:{entry.id}"))
+            params.append(
+                pytest.param(name, entry, id=f"{catalogue.MODULE}:{entry.id}", marks=group)
+            )
     return params
 
 
@@ -39,29 +49,41 @@ PARAMS = _catalogue_params()
 
 
 @pytest.fixture(scope="session")
-def outcomes(request: pytest.FixtureRequest, broker) -> dict[str, mistakes.Outcome]:
-    """Run every selected catalogue entry once, concurrently, the first time any is needed."""
-    wanted = []
-    for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or item.originalname != "test_graded_suite_verdict":
-            continue
-        name, entry = callspec.params["catalogue"], callspec.params["entry"]
-        if entry is not None:
-            wanted.append((entry, importlib.import_module(name)))
-    # A vhost of their own: what wrong solutions leave behind goes with it.
-    place = vhost.create(broker.url, broker.management_url, prefix="course-mistakes")
-    try:
-        return asyncio.run(mistakes.run_all(wanted, place.url))
-    finally:
-        place.delete()
+def outcomes_of(
+    request: pytest.FixtureRequest, broker
+) -> Callable[[str], dict[str, mistakes.Outcome]]:
+    """The outcomes of a catalogue's selected entries, all run, concurrently, when the first of
+    them is needed."""
+    done: dict[str, dict[str, mistakes.Outcome]] = {}
+
+    def outcomes(name: str) -> dict[str, mistakes.Outcome]:
+        if name in done:
+            return done[name]
+        catalogue = importlib.import_module(name)
+        wanted = []
+        for item in request.session.items:
+            callspec = getattr(item, "callspec", None)
+            if callspec is None or item.originalname != "test_graded_suite_verdict":
+                continue
+            entry = callspec.params["entry"]
+            if callspec.params["catalogue"] == name and entry is not None:
+                wanted.append((entry, catalogue))
+        # A vhost of their own: what wrong solutions leave behind goes with it.
+        place = vhost.create(broker.url, broker.management_url, prefix="course-mistakes")
+        try:
+            done[name] = asyncio.run(mistakes.run_all(wanted, place.url, parallel=PARALLEL))
+        finally:
+            place.delete()
+        return done[name]
+
+    return outcomes
 
 
 @pytest.mark.parametrize(("catalogue", "entry"), PARAMS)
-def test_graded_suite_verdict(catalogue: str, entry: Mistake | None, outcomes) -> None:
+def test_graded_suite_verdict(catalogue: str, entry: Mistake | None, outcomes_of) -> None:
     assert entry is not None, f"the mistake catalogue {catalogue} does not exist yet"
     module = importlib.import_module(catalogue)
-    outcome = outcomes[f"{module.MODULE}:{entry.id}"]
+    outcome = outcomes_of(catalogue)[f"{module.MODULE}:{entry.id}"]
     if not entry.edits:
         assert outcome.exit_code == 0, f"a correct solution fails the suite:\n{outcome.explain()}"
         assert outcome.score == outcome.max_score > 0, "a correct solution must get full marks"
