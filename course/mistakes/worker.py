@@ -38,10 +38,11 @@ ON_FAILURE = (
 )
 ACK = "        else:\n            await msg.ack()\n"
 CLIENT_CONNECT = (
-    "        if self.connection is None:\n"
-    "            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
-    "            self.channel = await self.connection.channel()\n"
-    "            await self.channel.declare_queue(self.config.queue_name, durable=True)\n"
+    "        async with self.lock:\n"
+    "            if self.connection is None:\n"
+    "                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)\n"
+    "                self.channel = await self.connection.channel()\n"
+    "                await self.channel.declare_queue(self.config.queue_name, durable=True)\n"
 )
 CLIENT_DECLARE = "await self.channel.declare_queue(self.config.queue_name, durable=True)"
 CLIENT_PUBLISH = (
@@ -280,7 +281,7 @@ MISTAKES = [
         "stop-does-not-wait",
         "stop() closes the connection at once: running handlers are cancelled",
         [(WAIT_FOR_TASKS, "")],
-        r"Step 5: stop\(\) cancelled 2 running handler",
+        r"Step 5: stop\(\) cancelled \d+ running handler",
     ),
     student(
         "stop-keeps-consuming-while-waiting",
@@ -396,6 +397,13 @@ MISTAKES = [
         r"Client step 1: 3 put\(\) calls opened 3 connections to the broker, and kept all 3 open",
     ),
     student(
+        "client-connect-without-lock",
+        "the client connects on the first put() with no lock: puts made at once before it is "
+        "connected each open a connection, and all but the last stay open for good",
+        [(CLIENT_CONNECT, "".join(f"{line[4:]}\n" for line in CLIENT_CONNECT.splitlines()[1:]))],
+        r"Client step 1: 4 put\(\) calls made at once .* opened \d+ connections .* asyncio\.Lock",
+    ),
+    student(
         "client-connection-per-put-closed-each-time",
         "the client connects, publishes and closes in every put",
         [
@@ -438,7 +446,7 @@ MISTAKES = [
         "reference-no-grace",
         "the reference with a grace period of 0 s: stop() cancels running handlers",
         [("grace_period: float = 10.0", "grace_period: float = 0.0")],
-        r"Step 5: stop\(\) cancelled 2 running handler",
+        r"Step 5: stop\(\) cancelled \d+ running handler",
     ),
     reference(
         "reference-no-retries",

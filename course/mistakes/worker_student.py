@@ -28,6 +28,7 @@ class WorkerClient:
     def __init__(self, config: WorkerClientConfig) -> None:
         self.config = config
         self.connection = None
+        self.lock = asyncio.Lock()  # puts made at once: only the first one connects
 
     async def __aenter__(self) -> WorkerClient:
         return self
@@ -37,10 +38,11 @@ class WorkerClient:
 
     async def put(self, data: dict) -> None:
         """Send data as a persistent JSON task to the queue; the broker confirms it."""
-        if self.connection is None:
-            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
-            self.channel = await self.connection.channel()
-            await self.channel.declare_queue(self.config.queue_name, durable=True)
+        async with self.lock:
+            if self.connection is None:
+                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
+                self.channel = await self.connection.channel()
+                await self.channel.declare_queue(self.config.queue_name, durable=True)
         message = aio_pika.Message(
             body=json.dumps(data).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )

@@ -30,6 +30,7 @@ class WorkerClient:
         self.config = config
         self.connection = None
         self.channel = None
+        self.connecting = asyncio.Lock()
 
     async def __aenter__(self) -> WorkerClient:
         return self
@@ -39,10 +40,11 @@ class WorkerClient:
 
     async def put(self, data: dict) -> None:
         """Publish one persistent JSON task, confirmed by the broker."""
-        if self.channel is None:
-            self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
-            self.channel = await self.connection.channel(publisher_confirms=True)
-            await self.channel.declare_queue(self.config.queue_name, durable=True)
+        async with self.connecting:
+            if self.channel is None:
+                self.connection = await aio_pika.connect_robust(self.config.rabbit_url)
+                self.channel = await self.connection.channel(publisher_confirms=True)
+                await self.channel.declare_queue(self.config.queue_name, durable=True)
         await self.channel.default_exchange.publish(
             aio_pika.Message(
                 json.dumps(data).encode(),

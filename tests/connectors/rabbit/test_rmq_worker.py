@@ -641,6 +641,22 @@ class TestWorkerClient:
             "and publish every later task over them: a connection costs several round trips "
             "to open, and memory on the broker while it is open.",
         )
+        # The first tasks of a program often come at once, before the client has connected.
+        client = client_for(proxy.url, names.queue())
+        async with stopping(client):
+            await call(
+                asyncio.gather(*(client.put(task) for task in tasks(4))),
+                "Client step 1: 4 put() calls at once",
+                timeout=10,
+            )
+            seen = proxy.connections_seen - seen
+        require(
+            seen == 1,
+            f"Client step 1: 4 put() calls made at once on a client not connected yet opened "
+            f"{seen} connections to the broker. Each of them found no connection and opened "
+            "one: guard the connect with an asyncio.Lock (async with self._lock: if "
+            "self.connection is None: ...), so that only the first one connects.",
+        )
 
     @pytest.mark.points(1)
     async def test_put_returns_once_the_broker_has_the_task(self, proxy, amqp, names) -> None:
