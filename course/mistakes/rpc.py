@@ -297,6 +297,55 @@ _MISTAKES = [
         base=S,
     ),
     Mistake(
+        "getattr-dispatch",
+        "looks methods up on the server too (getattr(self, name)): any caller can run the "
+        "server's own methods, stop() among them",
+        (
+            (
+                "        if name not in self.methods:\n"
+                '            raise LookupError(f"no method {name!r}")\n'
+                "        func = self.methods[name]\n",
+                "        func = self.methods.get(name) or getattr(self, name, None)\n"
+                "        if func is None:\n"
+                '            raise LookupError(f"no method {name!r}")\n',
+            ),
+            (
+                "        result = self.methods[name](**args)\n",
+                "        result = (self.methods.get(name) or getattr(self, name))(**args)\n",
+            ),
+        ),
+        r"a call of 'stop', which is no registered method, got no reply .* getattr\(self, name\)",
+        base=S,
+    ),
+    Mistake(
+        "bad-request-requeued",
+        "a request that is not JSON is requeued (message.process(requeue=True)), so the broker "
+        "delivers it again and again, for ever",
+        (
+            (
+                "            async with message.process():\n",
+                "            async with message.process(requeue=True):\n",
+            ),
+        ),
+        r"the requests the server could not read came back again and again",
+        base=S,
+    ),
+    Mistake(
+        "bad-request-stalls",
+        "acks by hand after the reply, so a request that is not JSON raises before the ack and "
+        "stays unacked: at capacity 1 the server takes no further call",
+        (
+            ("            async with message.process():\n", "            if True:\n"),
+            (
+                "                    routing_key=message.reply_to,\n                )\n",
+                "                    routing_key=message.reply_to,\n                )\n"
+                "                await message.ack()\n",
+            ),
+        ),
+        r"after 3 requests it could not read .* the server did not answer int_sum",
+        base=S,
+    ),
+    Mistake(
         "method-error-message-is-a-repr",
         "the error reply's message is repr(error), not the exception's own text",
         (('"message": str(error)', '"message": repr(error)'),),

@@ -41,12 +41,14 @@ from connectors.rabbit.task.rmq_rpc import (
 )
 from course.broker.common import wait_for_direct_reply_to
 from course.checks import eventually, holds_for, step
+from course.proxy import BASIC_DELIVER
 from course.refusals import explain
 
 pytestmark = [pytest.mark.task(3), pytest.mark.timeout(30)]
 
 REPLY = 5.0  # seconds a reply may take
 TIMEOUT = 2.0  # the client's timeout (config.timeout) in most tests
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue the test's own caller uses
 SHORT = 0.5  # the client's timeout in the tests that wait for it to run out
 WORK = 0.3  # seconds a slow method works
 T = TypeVar("T")
@@ -306,7 +308,7 @@ class Caller:
     async def open(cls, amqp: Any, troubles: Troubles) -> Caller:
         channel = await amqp.channel()
         caller = cls(channel, troubles)
-        replies = await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+        replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
         await replies.consume(caller._on_reply, no_ack=True)
         return caller
 
@@ -325,7 +327,7 @@ class Caller:
             aio_pika.Message(
                 body,
                 correlation_id=correlation_id,
-                reply_to="amq.rabbitmq.reply-to",
+                reply_to=DIRECT_REPLY_TO,
                 content_type="application/json",
             ),
             routing_key=queue,
@@ -1151,6 +1153,68 @@ async def test_an_unknown_method_comes_back_as_an_error(
         f"Step 5: after a call of an unknown method, int_sum(a=5, b=18) was answered with "
         f"{reply!r}: the server must carry on.",
     )
+
+
+@pytest.mark.points(2)
+async def test_a_request_that_is_no_call_of_a_method_does_not_stop_the_server(
+    names, new_server, caller, proxy, troubles
+) -> None:
+    queue = names.queue()
+    server = new_server(queue)  # capacity 1: one request stuck unacked would stop it
+    register(server, "int_sum", int_sum)
+    await started_server(server, troubles)
+    # The name of one of the server's own methods: only registered methods may be called.
+    correlation_id = await caller.send(queue, "stop")
+    await eventually(
+        lambda: caller.replies.get(correlation_id) is not None,
+        timeout=REPLY,
+        message=lambda: (
+            f"Step 5: a call of 'stop', which is no registered method, got no reply within "
+            f"{REPLY:g} s. Did the server run its own stop()? Look methods up in self.methods "
+            "only, never with getattr(self, name): that lets any caller run any method of the "
+            "server." + troubles.summary()
+        ),
+    )
+    reply = caller.body_of(caller.replies[correlation_id], "Step 5")
+    error_of(reply, "Step 5", "stop(), which is no registered method (only int_sum is),")
+    # Requests a server cannot read: it may answer them with an error or drop them, but it
+    # must neither get stuck on them nor have the broker deliver them again and again.
+    bad = [b"not JSON at all", b"[1, 2]", b'{"args": {"a": 1}}']
+    delivered = proxy.from_broker[BASIC_DELIVER]
+
+    def requeued() -> str:
+        again = proxy.from_broker[BASIC_DELIVER] - delivered - len(bad) - 1
+        if again <= len(bad):
+            return ""
+        return (
+            f"Step 5: the requests the server could not read came back again and again ({again} "
+            "more deliveries): they were requeued, and a request that fails to decode fails "
+            "every time. Reject it without requeue (message.process() does that), or answer it "
+            "with an error."
+        )
+
+    for body in bad:
+        await caller.channel.default_exchange.publish(
+            aio_pika.Message(body, correlation_id=uuid.uuid4().hex, reply_to=DIRECT_REPLY_TO),
+            routing_key=queue,
+        )
+    correlation_id = await caller.send(queue, "int_sum", a=5, b=18)
+    await eventually(
+        lambda: caller.replies.get(correlation_id) is not None,
+        timeout=REPLY,
+        message=lambda: (
+            requeued()
+            or (
+                "Step 5: after 3 requests it could not read (not JSON, a JSON list, an object with "
+                f"no method), the server did not answer int_sum(a=5, b=18) within {REPLY:g} s. A "
+                "request that is no call must not stop the server: reply with an error, or reject "
+                "it (no requeue), and carry on." + troubles.summary()
+            )
+        ),
+    )
+    reply = caller.body_of(caller.replies[correlation_id], "Step 5")
+    expect(reply == {"result": 23}, f"Step 5: int_sum(a=5, b=18) was answered with {reply!r}.")
+    await holds_for(lambda: not requeued(), seconds=1.0, message=requeued)
 
 
 @pytest.mark.points(2)
