@@ -44,8 +44,9 @@ class WorkerClient:
         """Client step 1: send `data` as a persistent JSON task to the queue `config.queue_name`.
 
         The first call connects and declares the queue (durable=True), under an asyncio.Lock
-        since puts may come at once; every call reuses that one connection. Publish through the default exchange (routing key: the queue name) and
-        return once the broker has confirmed the task.
+        since puts may come at once; every call reuses that one connection. Publish through the
+        default exchange (routing key: the queue name) and return once the broker has confirmed
+        the task.
         """
         raise NotImplementedError
 
