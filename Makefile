@@ -85,10 +85,10 @@ format: setup
 # checks, the lesson checks, and the graded suites on the reference with the starred tests,
 # first on the broker found first, then again on RabbitMQ 4.x with the 4.3 defaults (started
 # for the run when none is around; the run fails if none can be had).
-# Two pytest-xdist workers share each run's broker; tests on the lessons' fixed queue names run
+# Three pytest-xdist workers share each run's broker; tests on the lessons' fixed queue names run
 # in one of them, in turn. The mistake catalogues run in full once, on RabbitMQ 4.x (the broker
-# students meet); the first run checks only that their correct solutions get full marks there too.
-RUN_ARGS  ?= --impl solutions --stretch -n 2 --dist loadgroup
+# students meet); the first run checks only that their correct bases get full marks on its broker too.
+RUN_ARGS  ?= --impl solutions --stretch -n 3 --dist loadgroup
 TEST_ARGS ?= $(RUN_ARGS) -k "not test_graded_suite_verdict or base-"
 ON_4 ?= tests/lessons tests/connectors tests/reference tests/course/test_integrity.py \
         tests/course/test_mistakes.py tests/course/test_demo.py tests/course/test_queues.py

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from course.broker.node import (
     kill,
     launch,
     node_ctl,
+    start_app,
     start_epmd,
     stop_started,
 )
@@ -81,7 +81,7 @@ class Cluster:
             for node in self.nodes[1:]:
                 node_ctl(node, "stop_app")
                 node_ctl(node, "join_cluster", first["node"], timeout=JOIN_TIMEOUT)
-                _start_app(node)
+                start_app(node, timeout=JOIN_TIMEOUT)
                 wait_ready(node["url"], JOIN_TIMEOUT)
             self.check_running(self.size)
         except BaseException:
@@ -127,19 +127,6 @@ class Cluster:
 
     def stop(self) -> None:
         stop_recorded_cluster(self.record() if self.nodes else {"nodes": []})
-
-
-def _start_app(node: dict[str, Any], tries: int = 3) -> None:
-    """``start_app`` after a join. Under load, 4.0.5 has been seen to fail it once
-    (``failed_to_deny_deprecated_features``) and succeed on the next try."""
-    for attempt in range(tries):
-        try:
-            node_ctl(node, "start_app", timeout=JOIN_TIMEOUT)
-            return
-        except subprocess.SubprocessError:
-            if attempt == tries - 1:
-                raise
-            time.sleep(1.0)
 
 
 def stop_recorded_cluster(record: dict[str, Any]) -> None:

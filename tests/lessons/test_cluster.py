@@ -1,8 +1,9 @@
 """Lesson cluster: quorum queues on a 3-node cluster, and a ledger of 1,000 tasks across a crash.
 
 The module starts its own brokers, never the session's: a private node for the single-node
-check, then a 3-node cluster (:class:`course.broker.cluster.Cluster`, about 10 s) shared by the
-other checks, stopped at the end, pass or fail. The install follows the session broker's major
+check, and the run's one 3-node cluster (:class:`course.broker.cluster.Cluster`, the ``cluster``
+fixture of ``tests/conftest.py``), shared with the reference Worker's cluster test and stopped at
+the end of the run, pass or fail. The install follows the session broker's major
 version: on 4.x the Debian 13 chroot's RabbitMQ 4.x with the 4.3 defaults, else the local
 ``rabbitmq-server`` (3.10.8 on Debian 12). The lesson scripts run as subprocesses, as a student
 runs them, with ``RABBITMQ_NODES`` listing the cluster's nodes.
@@ -22,12 +23,10 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
-from course.broker import Broker, BrokerUnavailable, PrivateNode, debian, free_port, local_install
+from course.broker import PrivateNode, free_port
 from course.broker.cluster import Cluster
 from course.broker.common import management_request
 from course.broker.node import Install, kill, launch, node_ctl
@@ -49,66 +48,24 @@ QUEUES = ("tasks", "tasks.classic", "poison", "poison.dead")  # the fixed names 
 TASKS = 1000
 WAIT = 15.0  # seconds any one expected line may take
 
-pytestmark = pytest.mark.timeout(60)
+# One cluster for the run, shared with tests/reference (tests/conftest.py): the first check
+# that needs it waits for it to start.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("cluster")]
 
 
 # --------------------------------------------------------------------------- brokers
 
 
-def install_for(broker: Broker) -> Install:
-    """The install to start private nodes of: the same major version as the session's broker."""
-    if broker.major >= 4:
-        try:
-            return debian.ensure()
-        except debian.CannotBuild as error:
-            pytest.skip(f"no RabbitMQ 4.x install to start a cluster of: {error}")
-    install = local_install()
-    if install is None:
-        pytest.skip("no local rabbitmq-server install to start a cluster of")
-    return install
-
-
-def start_cluster(install: Install) -> Cluster:
-    """A 3-node cluster; a second try when the first fails (once, on 4.0.5 under load, a node
-    failed to start its app after joining: failed_to_deny_deprecated_features)."""
-    for attempt in (1, 2):
-        try:
-            return Cluster(install).start()
-        except (BrokerUnavailable, subprocess.SubprocessError, OSError) as error:
-            if attempt == 2:
-                reason = (str(error) or type(error).__name__).splitlines()[0]
-                pytest.fail(f"could not start a 3-node cluster, twice: {reason}", pytrace=False)
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture(scope="module")
-def cluster(broker: Broker) -> Iterator[Cluster]:
-    started = start_cluster(install_for(broker))
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
 @pytest_asyncio.fixture
-async def fresh(cluster: Cluster) -> AsyncIterator[Cluster]:
+async def fresh(cluster_up: Cluster) -> AsyncIterator[Cluster]:
     """The cluster with all three nodes up and none of the lesson's queues (before each check)."""
-    for index, node in enumerate(cluster.nodes):
-        if not _answers(node["url"]):
-            await asyncio.to_thread(cluster.revive, index)
+    cluster = cluster_up
     connection = await aio_pika.connect(cluster.urls[0], timeout=10)
     async with connection:
         channel = await connection.channel()
         for name in QUEUES:
             await channel.queue_delete(name)
     yield cluster
-
-
-def _answers(url: str) -> bool:
-    parsed = urllib.parse.urlsplit(url)
-    with contextlib.suppress(OSError), socket.create_connection((parsed.hostname, parsed.port), 1):
-        return True
-    return False
 
 
 def tool(node: dict, name: str, *args: str) -> str:
@@ -308,11 +265,11 @@ def test_with_no_node_answering_a_script_says_what_to_do(tmp_path: Path) -> None
 
 
 async def test_on_one_node_a_durable_queue_keeps_confirmed_tasks_across_a_crash(
-    broker: Broker, run: Callable[..., Script], request: pytest.FixtureRequest
+    cluster_install: Install, run: Callable[..., Script], request: pytest.FixtureRequest
 ) -> None:
     """--classic: a durable classic queue with persistent tasks, on a node killed and started
     again while tasks wait in it. Every confirmed task is done once the node is back."""
-    node = await asyncio.to_thread(PrivateNode(install_for(broker), management=False).start)
+    node = await asyncio.to_thread(PrivateNode(cluster_install, management=False).start)
     try:
         worker = run([node.url], "worker", "--classic", "--capacity", "5", "--work", "0.05")
         await worker.wait_for("Waiting for tasks from 'tasks.classic'")

@@ -16,23 +16,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from course import impl
-from course.broker import Broker, BrokerUnavailable, debian, local_install
 from course.broker.cluster import Cluster
-from course.broker.node import Install, node_ctl
+from course.broker.node import node_ctl
 from course.checks import eventually
 
 ref = impl.load(impl.REFERENCE_DIR, "rmq_worker")
 
-pytestmark = pytest.mark.timeout(120)
+# The run's one cluster, shared with the cluster lesson (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("cluster")]
 
 
 @pytest.fixture(scope="module")
@@ -45,33 +43,6 @@ def quorum_option() -> None:
             'queue_type="classic" | "quorum")',
             pytrace=False,
         )
-
-
-@pytest.fixture(scope="module")
-def cluster(broker: Broker) -> Iterator[Cluster]:
-    if broker.major >= 4:
-        try:
-            install: Install | None = debian.ensure()
-        except debian.CannotBuild as error:
-            pytest.skip(f"no RabbitMQ 4.x install to start a cluster of: {error}")
-    else:
-        install = local_install()
-    if install is None:
-        pytest.skip("no local rabbitmq-server install to start a cluster of")
-    started = None
-    for attempt in (1, 2):  # once, on 4.0.5 under load, a node failed to start after joining
-        try:
-            started = Cluster(install).start()
-            break
-        except (BrokerUnavailable, subprocess.SubprocessError, OSError) as error:
-            if attempt == 2:
-                reason = (str(error) or type(error).__name__).splitlines()[0]
-                pytest.fail(f"could not start a 3-node cluster, twice: {reason}", pytrace=False)
-    assert started is not None
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 class Handled:
@@ -121,8 +92,9 @@ def queue_info(node: dict, queue: str) -> dict:
 
 
 async def test_the_reference_worker_on_a_quorum_queue_survives_the_leaders_node(
-    quorum_option: None, cluster: Cluster, request: pytest.FixtureRequest
+    quorum_option: None, cluster_up: Cluster, request: pytest.FixtureRequest
 ) -> None:
+    cluster = cluster_up
     queue = "course.reference.cluster.tasks"
     handled = Handled()
     on_leader = worker(cluster.urls[0], queue, "node 1", handled)
