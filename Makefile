@@ -87,7 +87,8 @@ format: setup
 # for the run when none is around; the run fails if none can be had).
 # Three pytest-xdist workers share each run's broker; tests on the lessons' fixed queue names run
 # in one of them, in turn. The mistake catalogues run in full once, on RabbitMQ 4.x (the broker
-# students meet); the first run checks only that their correct bases get full marks on its broker too.
+# students meet); the first run checks only that their correct bases get full marks on its
+# broker too.
 RUN_ARGS  ?= --impl solutions --stretch -n 3 --dist loadgroup
 TEST_ARGS ?= $(RUN_ARGS) -k "not test_graded_suite_verdict or base-"
 ON_4 ?= tests/lessons tests/connectors tests/reference tests/course/test_integrity.py \
