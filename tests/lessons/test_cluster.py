@@ -18,20 +18,19 @@ failover times are reported on the terminal. ``LESSONS_DIR`` runs the checks on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aio_pika
+import lesson_scripts
 import pytest
 import pytest_asyncio
 
@@ -104,38 +103,12 @@ def say(request: pytest.FixtureRequest, line: str) -> None:
 # --------------------------------------------------------------------------- scripts
 
 
-class Script:
-    """One lesson script as a subprocess; each output line is kept with the time it arrived."""
+class Script(lesson_scripts.Script):
+    """One cluster lesson script (``cluster/<name>.py args``), with its ``[x] <verb> task N``
+    lines read as numbers and the times they came."""
 
     def __init__(self, name: str, args: tuple[str, ...], env: dict[str, str]) -> None:
-        self.name = " ".join([f"cluster/{name}.py", *args])
-        self.process = subprocess.Popen(
-            [sys.executable, str(LESSON / f"{name}.py"), *args],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.lines: list[tuple[float, str]] = []
-        self.err: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True),
-            threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream, timed: bool) -> None:  # type: ignore[no-untyped-def]
-        for line in stream:
-            if timed:
-                self.lines.append((time.monotonic(), line.rstrip("\n")))
-            else:
-                self.err.append(line.rstrip("\n"))
-
-    @property
-    def out(self) -> list[str]:
-        return [line for _, line in list(self.lines)]
-
-    def count(self, text: str) -> int:
-        return sum(text in line for line in self.out)
+        super().__init__([sys.executable, str(LESSON / f"{name}.py"), *args], ROOT, env)
 
     def tasks(self, verb: str, since: float = 0.0) -> list[tuple[float, int]]:
         """(when, N) for each `` [x] <verb> task N`` line printed after ``since``."""
@@ -146,51 +119,19 @@ class Script:
     def numbers(self, verb: str) -> list[int]:
         return [number for _, number in self.tasks(verb)]
 
-    def report(self, last: int = 20) -> str:
-        out = self.out
-        shown = [f"    ... ({len(out) - last} lines before)"] if len(out) > last else []
-        shown += ["    " + line for line in out[-last:]] or ["    (nothing)"]
-        err = ["    " + line for line in self.err[-last:]] or ["    (nothing)"]
-        state = "running" if self.process.poll() is None else f"exit {self.process.returncode}"
-        return "\n".join([f"\n--- {self.name} ({state}), stdout:", *shown, "--- stderr:", *err])
+    def report(self, last: int | None = 20) -> str:
+        return super().report(last)
 
-    async def wait_for(self, text: str, timeout: float = WAIT, why: str = "") -> None:
-        await eventually(
-            lambda: self.count(text) >= 1,
-            timeout=timeout,
-            message=lambda: (
-                f"{why}\n{self.name}: expected {text!r} within {timeout:g} s" + self.report()
-            ),
-        )
+    async def wait_for(
+        self, text: str, times: int = 1, timeout: float = WAIT, why: str = ""
+    ) -> None:
+        await super().wait_for(text, times, timeout, why)
 
     async def finished(self, timeout: float = WAIT) -> int:
-        await eventually(
-            lambda: self.process.poll() is not None,
-            timeout=timeout,
-            message=lambda: f"{self.name} did not finish within {timeout:g} s" + self.report(),
-        )
-        for reader in self._readers:
-            reader.join(timeout=2)
-        return self.process.returncode
+        return await super().finished(timeout)
 
-    async def stop_cleanly(self, how: int = signal.SIGINT) -> None:
-        """Ctrl+C (SIGINT) or SIGTERM ends the script promptly: exit code 0, no traceback."""
-        if self.process.poll() is None:
-            self.process.send_signal(how)
-        code = await self.finished(timeout=10)
-        name = signal.Signals(how).name
-        assert code == 0, f"{self.name} exited with {code} after {name}" + self.report()
-        assert not any("Traceback" in line for line in self.err), (
-            f"{self.name} printed a traceback after {name}" + self.report()
-        )
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        for reader in self._readers:
-            reader.join(timeout=2)
+    async def stop_cleanly(self, how: int = signal.SIGINT, timeout: float = 10.0) -> None:
+        await super().stop_cleanly(how, timeout)
 
 
 @pytest.fixture
@@ -209,7 +150,7 @@ def run() -> Iterator[Callable[..., Script]]:
 
     yield start
     for script in started:
-        script.kill()
+        script.stop()
 
 
 def done(*workers: Script) -> Counter[int]:
