@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import inspect
+import itertools
 import json
 import logging
 import time
@@ -312,15 +313,19 @@ class Record:
         return ""
 
 
-def recording(record: Record, proxy: TcpProxy) -> type[Logger]:
+def recording(record: Record, proxy: TcpProxy, starts: Iterator[int]) -> type[Logger]:
     """Your Logger, with handlers that report to ``record``; its start() notes whether the
-    logger had asked the broker to consume (the proxy reads the frames) when it returned."""
+    logger had asked the broker to consume (the proxy reads the frames) when it returned.
+
+    ``starts`` numbers the start() calls of all the test's loggers: the n-th start() to return
+    must find at least n ``basic.consume`` sent through the proxy. (Counting only the consumes
+    made during one start() would credit it with another logger's late one.)"""
 
     class Recorder(Logger):
         async def start(self) -> None:
-            asked = proxy.from_client[BASIC_CONSUME]
             await super().start()
-            record.consuming_when_started.append(proxy.from_client[BASIC_CONSUME] > asked)
+            consuming = proxy.from_client[BASIC_CONSUME] >= next(starts)
+            record.consuming_when_started.append(consuming)
 
         async def _handler(self, message: AbstractIncomingMessage) -> None:
             await record.delivered(message, super()._handler)
@@ -689,10 +694,11 @@ async def loggers(proxy, troubles) -> AsyncIterator[Callable[[str], tuple[Logger
     handlers saw). Every logger made is stopped after the test."""
     global _stop_hung
     made: list[Logger] = []
+    starts = itertools.count(1)
 
     def make(bus: str) -> tuple[Logger, Record]:
         record = Record(troubles)
-        logger = recording(record, proxy)(LoggerConfig(rabbit_url=proxy.url, name=bus))
+        logger = recording(record, proxy, starts)(LoggerConfig(rabbit_url=proxy.url, name=bus))
         made.append(logger)
         return logger, record
 
