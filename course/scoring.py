@@ -90,13 +90,15 @@ class Scoreboard:
             if task is None:
                 continue
             points = item.get_closest_marker("points")
-            self.results[item.nodeid] = TestResult(
-                name=_readable_name(item),
-                test_code=item.nodeid,
-                task_id=int(task.args[0]),
-                max_points=float(points.args[0]) if points else 1.0,
-                stretch=item.get_closest_marker("stretch") is not None,
-            )
+            graded = {
+                "name": _readable_name(item),
+                "task_id": int(task.args[0]),
+                "max_points": float(points.args[0]) if points else 1.0,
+                "stretch": item.get_closest_marker("stretch") is not None,
+            }
+            self.results[item.nodeid] = TestResult(test_code=item.nodeid, **graded)
+            # Under pytest-xdist the controller collects no items: its reports carry this.
+            item.user_properties.append((GRADED, graded))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and self.session_error is None:
@@ -106,8 +108,11 @@ class Scoreboard:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         result = self.results.get(report.nodeid)
-        if result is None:
-            return
+        if result is None:  # a report from an xdist worker
+            graded = dict(report.user_properties).get(GRADED)
+            if graded is None:
+                return
+            result = self.results[report.nodeid] = TestResult(test_code=report.nodeid, **graded)
         if report.when == "call" or (report.when == "setup" and not report.passed):
             if report.passed:
                 result.status = "pass"
@@ -123,7 +128,7 @@ class Scoreboard:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.getoption("results_json")
-        if path:
+        if path and not hasattr(self.config, "workerinput"):  # the xdist controller writes it
             Path(path).write_text(json.dumps(self.as_results(session), indent=2) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
@@ -167,6 +172,7 @@ class Scoreboard:
 
 
 SESSION_ERROR = pytest.StashKey[str]()
+GRADED = "course_graded"  # the user property that carries a graded test's name and points
 NOT_RUN = "not run: the run stopped before this test (-x, a crash, or a time limit)"
 
 

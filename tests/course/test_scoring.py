@@ -60,8 +60,10 @@ def test_the_table_shows_points_per_task_with_stretch_apart(inner) -> None:
     )
 
 
-def test_results_json_matches_the_schema_and_the_outcomes(inner) -> None:
-    inner.runpytest_subprocess(*PLUGIN, "--results-json", "r.json")
+@pytest.mark.parametrize("parallel", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_results_json_matches_the_schema_and_the_outcomes(inner, parallel) -> None:
+    # With -n, the tests run in workers and the controller, which collects none, writes the file.
+    inner.runpytest_subprocess(*PLUGIN, *parallel, "--results-json", "r.json")
     results = json.loads((inner.path / "r.json").read_text())
     jsonschema.validate(results, RESULTS_SCHEMA)
     assert results["version"] == 3 and results["status"] == "fail" and "message" not in results
