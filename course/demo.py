@@ -7,7 +7,9 @@ scripts: on the reference solutions by default, or on your code with ``IMPL=task
 
 Every line a script prints is shown with its name and the time since the step began, followed
 by what to notice. Whatever the demo starts, it stops: scripts, vhost, and the broker if it
-started one.
+started one. Without a private vhost it deletes, at the end, the queues and exchanges it created
+in the broker's default vhost (those of its names that were not there before), when they are
+unused and empty.
 
 Task steps that are not written yet (a method of the task files that still raises a bare
 ``NotImplementedError``, as the stubs do) are no failure: the demo skips that task, and says in
@@ -55,6 +57,32 @@ class NotWrittenYet(Exception):
 TASKS = {"rmq_worker.py": "Task 1", "rmq_logger.py": "Task 2", "rmq_rpc.py": "Task 3"}
 TASK_OF_PART = {"worker": "Task 1", "logger": "Task 2", "rpc": "Task 3"}
 LEFTOVERS = ("hello", "ack", "worker_metaclass")  # queues older versions made transient
+# The names the tour's scripts declare. In a broker's default vhost (when no private vhost can
+# be made) the tour deletes those it created, once it is over.
+TOUR_QUEUES = ("hello", "ack", "logger", "rpc_queue", "worker_metaclass", "rpc_metaclass")
+TOUR_EXCHANGES = ("logs", "logs_level", "topic_logs", "logger_metaclass")
+
+
+async def tour_names_present(url: str) -> set[tuple[str, str]]:
+    """("queue" or "exchange", name) for each of the tour's names that exists at ``url``."""
+    import aio_pika
+
+    found = set()
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        for kind, names in (("queue", TOUR_QUEUES), ("exchange", TOUR_EXCHANGES)):
+            for name in names:
+                channel = await connection.channel()
+                try:  # passive: only asks whether it exists
+                    if kind == "queue":
+                        await channel.declare_queue(name, passive=True)
+                    else:
+                        await channel.declare_exchange(name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    continue
+                found.add((kind, name))
+                await channel.close()
+    return found
 
 
 def unwritten_steps(impl_dir: Path, file: str) -> list[str]:
@@ -146,8 +174,9 @@ class Script:
 
 
 class Tour:
-    def __init__(self, url: str, impl_dir: Path, workdir: Path) -> None:
+    def __init__(self, url: str, impl_dir: Path, workdir: Path, shared: bool = False) -> None:
         self.url = url
+        self.shared = shared  # the broker's default vhost: remove what the tour made, at the end
         self.impl_dir = impl_dir
         self.workdir = workdir
         self.running: list[Script] = []
@@ -420,6 +449,15 @@ class Tour:
 
     async def run(self) -> int:
         await self.remove_leftovers()
+        before = await tour_names_present(self.url) if self.shared else None
+        try:
+            await self.parts()
+        finally:
+            if before is not None:
+                await self.remove_own_names(before)
+        return 1 if self.problems else 0
+
+    async def parts(self) -> None:
         for part in (self.intro, self.ack, self.qos, self.logs, self.logs_level, self.topics,
                      self.worker, self.logger, self.rpc):  # fmt: skip
             try:
@@ -435,7 +473,26 @@ class Tour:
                 print(f"  {RED}Step did not go as expected:{RESET} {error}", flush=True)
             finally:
                 await self.stop_all()
-        return 1 if self.problems else 0
+
+    async def remove_own_names(self, before: set[tuple[str, str]]) -> None:
+        """Delete the queues and exchanges the tour created in the broker's default vhost (its
+        names that were not there before it), when nothing uses them and no message waits."""
+        import aio_pika
+
+        with contextlib.suppress(OSError, aio_pika.exceptions.AMQPError):
+            made = sorted(await tour_names_present(self.url) - before)
+            connection = await aio_pika.connect(self.url, timeout=10)
+            async with connection:
+                for kind, name in made:
+                    channel = await connection.channel()
+                    with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                        if kind == "queue":
+                            await channel.queue_delete(name, if_unused=True, if_empty=True)
+                        else:
+                            await channel.exchange_delete(name, if_unused=True)
+            if made:
+                names = ", ".join(name for _, name in made)
+                print(f"\nRemoved what the tour made in the default vhost: {names}.", flush=True)
 
     async def remove_leftovers(self) -> None:
         """Delete an empty, unused transient queue that an older version of the course left
@@ -484,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Running in {place.describe()}.", flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="course-demo-") as workdir:
-            tour = Tour(place.url, impl_dir, Path(workdir))
+            tour = Tour(place.url, impl_dir, Path(workdir), shared=not place.private)
             code = asyncio.run(tour.run())
     finally:
         place.delete()

@@ -14,6 +14,7 @@ from yarl import URL
 
 from course import broker as provisioning
 from course import impl
+from course.demo import tour_names_present
 
 # The tour uses the lessons' fixed queue names (in the default vhost when it has no other).
 pytestmark = [pytest.mark.timeout(240), pytest.mark.fixed_names]
@@ -55,6 +56,7 @@ def demo(broker, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_tour_runs_in_time_and_leaves_nothing_running(broker) -> None:
     before = set(demo_processes())
+    names_before = asyncio.run(tour_names_present(broker.url))
     result = demo(broker)
     problems = [line for line in result.stdout.splitlines() if "did not go as expected" in line]
     assert result.returncode == 0, "\n".join(
@@ -65,6 +67,8 @@ def test_the_tour_runs_in_time_and_leaves_nothing_running(broker) -> None:
     assert "Step did not go as expected" not in result.stdout
     assert "Management UI" in result.stdout.splitlines()[-2] + result.stdout.splitlines()[-1]
     assert set(demo_processes()) <= before, "the demo left scripts running"
+    left = asyncio.run(tour_names_present(broker.url)) - names_before
+    assert not left, f"the demo left queues or exchanges in the broker's default vhost: {left}"
     assert "Not written yet" not in result.stdout, "the reference has every step written"
     password = URL(broker.url).password
     assert f":{password}@" not in result.stdout + result.stderr
