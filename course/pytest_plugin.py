@@ -34,6 +34,9 @@ from course import broker as broker_module
 from course import impl, scoring
 from course.proxy import TcpProxy
 
+# The 3-node cluster fixtures (cluster_install, cluster, cluster_up) for the course's own checks.
+pytest_plugins = ["course.cluster_fixtures"]
+
 BROKER_KEY = pytest.StashKey[broker_module.Broker]()
 CLIENT_LOG_KEY = pytest.StashKey[Path]()
 CLIENT_LOGGERS = ("aiormq", "aio_pika")

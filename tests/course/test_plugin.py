@@ -123,7 +123,9 @@ def test_no_broker_stops_the_run_within_seconds_with_the_options(inner) -> None:
         elapsed = time.monotonic() - began
     finally:
         del os.environ["RABBITMQ_URL"]
-    assert elapsed < 10, f"took {elapsed:.1f} s"
+    # Nothing listens there, so the answer is immediate: the time is the inner pytest's own
+    # start-up, which a loaded machine (a cluster starting in another worker) can stretch.
+    assert elapsed < 20, f"took {elapsed:.1f} s"
     assert result.ret != 0
     output = result.stdout.str() + result.stderr.str()
     assert "RABBITMQ_URL is set to amqp://alice:****@127.0.0.1" in output
